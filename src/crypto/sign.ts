@@ -1,0 +1,47 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Keyring } from './keyring.js';
+
+/** 32 random bytes: 256 bits, 43 characters of base64url. */
+export const ID_BYTES = 32;
+const B64_LEN = 43; // base64url length of 32 bytes, without padding
+const TOKEN_LENGTH = B64_LEN * 2 + 1;
+const B64URL_43 = /^[A-Za-z0-9_-]{43}$/;
+
+/** A fresh random session ID (256 bits, URL-safe). */
+export function newSessionId(): string {
+  return randomBytes(ID_BYTES).toString('base64url');
+}
+
+function mac(key: Buffer, id: string): Buffer {
+  return createHmac('sha256', key).update(id).digest();
+}
+
+/** `<id>.<HMAC-SHA256(id)>`, signed with the newest key. */
+export function signId(id: string, keyring: Keyring): string {
+  return `${id}.${mac(keyring.current.signKey, id).toString('base64url')}`;
+}
+
+export interface VerifiedId {
+  id: string;
+  /** Position of the key that verified it: 0 is the newest, anything else wants re-signing. */
+  keyIndex: number;
+}
+
+/**
+ * Checks a signed ID from the client. Anything that is not exactly `<43 chars>.<43 chars>` of base64url
+ * is refused before any HMAC is computed; signatures are compared in constant time.
+ */
+export function verifySignedId(token: string, keyring: Keyring): VerifiedId | undefined {
+  if (token.length !== TOKEN_LENGTH || token.charCodeAt(B64_LEN) !== 46 /* . */) return undefined;
+  const id = token.slice(0, B64_LEN);
+  const sig = token.slice(B64_LEN + 1);
+  if (!B64URL_43.test(id) || !B64URL_43.test(sig)) return undefined;
+  const given = Buffer.from(sig, 'base64url');
+  // Re-encoding must give back the same text: base64url has several spellings of the last character.
+  if (given.length !== 32 || given.toString('base64url') !== sig) return undefined;
+  const keys = keyring.keys;
+  for (let i = 0; i < keys.length; i++) {
+    if (timingSafeEqual(mac(keys[i]!.signKey, id), given)) return { id, keyIndex: i };
+  }
+  return undefined;
+}

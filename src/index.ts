@@ -1,0 +1,27 @@
+export { SessionsModule } from './sessions.module.js';
+export type { SessionsModuleAsyncOptions, SessionsOptionsFactory } from './sessions.module-definition.js';
+export type { SessionsModuleOptions, SessionCookieOptions, SameSite } from './sessions.options.js';
+export { SESSION_STORE, SESSIONS_OPTIONS } from './sessions.constants.js';
+export { Session } from './session.decorator.js';
+export { TrackedSession, type SessionData, type SessionPatch } from './session.js';
+export { SessionsService } from './sessions.service.js';
+export { SessionsInterceptor } from './sessions.interceptor.js';
+export {
+  SessionsConfigError,
+  SessionKeyError,
+  SessionSerializationError,
+  SessionsNotConfiguredError,
+} from './sessions.errors.js';
+export type {
+  SessionStore,
+  SessionStoreContext,
+  LoadedSession,
+  SessionTimes,
+  IssuedToken,
+} from './stores/session-store.js';
+export { ServerSessionStore, type StoredSession } from './stores/server-store.js';
+export { InMemorySessionStore, type InMemorySessionStoreOptions } from './stores/memory.store.js';
+
+import type { TrackedSession, SessionData } from './session.js';
+/** The session a handler receives from `@Session()`: `session: Session<{ userId: string }>`. */
+export type Session<T extends object = SessionData> = TrackedSession<T>;

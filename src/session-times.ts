@@ -1,0 +1,32 @@
+import type { SessionsConfig } from './sessions.options.js';
+import type { SessionTimes } from './stores/session-store.js';
+
+type Timing = Pick<SessionsConfig, 'ttlMs' | 'idleTimeoutMs' | 'absoluteTimeoutMs' | 'rolling' | 'touchAfterMs'>;
+
+/** Times for a session saved or refreshed `now`: it lives `ttl` more, never past its absolute end. */
+export function refreshedTimes(config: Timing, now: number, createdAt = now): SessionTimes {
+  const end = config.absoluteTimeoutMs === undefined ? Infinity : createdAt + config.absoluteTimeoutMs;
+  return { createdAt, refreshedAt: now, expiresAt: Math.min(now + config.ttlMs, end) };
+}
+
+/**
+ * Whether a stored session is still alive under the current settings. The stored expiry is checked, and
+ * so are the timeouts themselves: shortening `maxAge` or adding a timeout applies to existing sessions.
+ */
+export function isLive(times: SessionTimes, config: Timing, now: number): boolean {
+  return (
+    now < times.expiresAt &&
+    now < times.refreshedAt + config.ttlMs &&
+    (config.absoluteTimeoutMs === undefined || now < times.createdAt + config.absoluteTimeoutMs)
+  );
+}
+
+/** Whether an unchanged session should have its expiry pushed back on this request (throttled). */
+export function isTouchDue(times: SessionTimes, config: Timing, now: number): boolean {
+  return (config.rolling || config.idleTimeoutMs !== undefined) && now - times.refreshedAt >= config.touchAfterMs;
+}
+
+/** Seconds until `expiresAt`, for the cookie's Max-Age (at least 1 while the session is alive). */
+export function secondsLeft(times: SessionTimes, now: number): number {
+  return Math.max(1, Math.floor((times.expiresAt - now) / 1000));
+}

@@ -1,0 +1,266 @@
+import { SessionKeyError } from './sessions.errors.js';
+
+/** The data of a session: string keys, JSON-compatible values. */
+export type SessionData = Record<string, unknown>;
+
+/** What a save has to apply: only what changed since the session was loaded (or last saved). */
+export interface SessionPatch {
+  /** Keys that were set, or whose value was changed in place, with their current values. */
+  readonly set: SessionData;
+  /** Keys that were deleted. */
+  readonly unset: readonly string[];
+  /** The session was cleared first: stored keys not named in `set` are removed too. */
+  readonly replace: boolean;
+}
+
+type Key<T> = keyof T & string;
+
+/**
+ * A session as a handler sees it (exported as the type `Session<T>`): a small typed map that knows what changed.
+ *
+ * It does no I/O of its own. Changes are saved once, after the handler returns, by the interceptor;
+ * `save()` commits earlier for handlers that write the response themselves. A value read with `get()`
+ * and changed in place (`session.get('items').push(x)`) counts as a change too: objects read from the
+ * session are compared, as JSON, with what they were when first read.
+ */
+export class TrackedSession<T extends object = SessionData> {
+  #values: Map<string, unknown>;
+  #setKeys = new Set<string>();
+  #deletedKeys = new Set<string>();
+  #cleared = false;
+  /** JSON of object values as they were when first read, to notice changes made in place. */
+  #snapshots: Map<string, string> | undefined;
+  #regenerate = false;
+  #destroyed = false;
+  /** Set after destroy() when new data arrives: a brand-new session, not a continuation. */
+  #restart = false;
+  #id: string | undefined;
+  #saver: (() => Promise<void>) | undefined;
+
+  /**
+   * @param data the stored data (taken over, not copied)
+   * @param id the ID of a stored session; undefined for a new one
+   * @param saver what `save()` calls; wired by the module
+   */
+  constructor(data?: Partial<T> | SessionData, id?: string, saver?: () => Promise<void>) {
+    this.#values = new Map(data ? Object.entries(data) : undefined);
+    this.#id = id;
+    this.#saver = saver;
+  }
+
+  /** The session's ID; undefined until the session is first saved. */
+  get id(): string | undefined {
+    return this.#id;
+  }
+
+  /** True when the session has never been saved (it came with no valid cookie). */
+  get isNew(): boolean {
+    return this.#id === undefined;
+  }
+
+  /** The value of `key`, or undefined (or `fallback`) when the key is not set. */
+  get<K extends Key<T>>(key: K): T[K] | undefined;
+  get<K extends Key<T>>(key: K, fallback: T[K]): T[K];
+  get(key: string, fallback?: unknown): unknown {
+    const values = this.#values;
+    if (!values.has(key)) return fallback;
+    const value = values.get(key);
+    if (typeof value === 'object' && value !== null && !this.#setKeys.has(key)) {
+      const snapshots = (this.#snapshots ??= new Map());
+      if (!snapshots.has(key)) snapshots.set(key, safeStringify(value) ?? UNSERIALISABLE);
+    }
+    return value;
+  }
+
+  /** The value of `key`; throws `SessionKeyError`, naming the key, when it is not set. */
+  getOrThrow<K extends Key<T>>(key: K): T[K] {
+    if (!this.#values.has(key)) throw new SessionKeyError(key);
+    return this.get(key) as T[K];
+  }
+
+  /** Sets `key`. Marks the session modified even when the value is the same. `undefined` deletes the key. */
+  set<K extends Key<T>>(key: K, value: T[K]): this {
+    if (value === undefined) {
+      this.delete(key);
+      return this;
+    }
+    this.#revive();
+    this.#values.set(key, value);
+    this.#setKeys.add(key);
+    this.#deletedKeys.delete(key);
+    return this;
+  }
+
+  /** True when `key` is set. */
+  has(key: Key<T> | string): boolean {
+    return this.#values.has(key);
+  }
+
+  /** Removes `key`; returns whether it was set. Marks the session modified either way. */
+  delete(key: Key<T> | string): boolean {
+    const had = this.#values.delete(key);
+    this.#setKeys.delete(key);
+    this.#snapshots?.delete(key);
+    this.#deletedKeys.add(key);
+    return had;
+  }
+
+  /** Sets every key of `partial` (keys whose value is undefined are deleted). */
+  update(partial: Partial<T>): this {
+    for (const [key, value] of Object.entries(partial)) this.set(key as Key<T>, value as T[Key<T>]);
+    return this;
+  }
+
+  /** Removes every key. The stored session stays (use `destroy()` to end it). */
+  clear(): void {
+    this.#values.clear();
+    this.#setKeys.clear();
+    this.#deletedKeys.clear();
+    this.#snapshots = undefined;
+    this.#cleared = true;
+  }
+
+  /** The keys that are set. */
+  keys(): Key<T>[] {
+    return [...this.#values.keys()] as Key<T>[];
+  }
+
+  /** How many keys are set. */
+  get size(): number {
+    return this.#values.size;
+  }
+
+  /** A deep copy of the data: changing it does not change the session. */
+  toJSON(): Partial<T> {
+    const copy: SessionData = {};
+    for (const [key, value] of this.#values) {
+      // defineProperty keeps a key such as "__proto__" an ordinary key of the copy
+      Object.defineProperty(copy, key, { value: structuredClone(value), enumerable: true, writable: true, configurable: true });
+    }
+    return copy as Partial<T>;
+  }
+
+  /** True when something will be saved: a key set or deleted, the session cleared, a value changed in place, or a lifecycle call. */
+  get isModified(): boolean {
+    return (
+      this.#setKeys.size > 0 ||
+      this.#deletedKeys.size > 0 ||
+      this.#cleared ||
+      this.#regenerate ||
+      this.#destroyed ||
+      this.#changedInPlace().length > 0
+    );
+  }
+
+  /**
+   * Gives the session a new ID and deletes the record under the old one, keeping the data. Call it on
+   * login and on every change of privilege, so that an ID planted before login is worth nothing after it.
+   * Applied when the session is saved.
+   */
+  regenerate(): void {
+    this.#regenerate = true;
+  }
+
+  /**
+   * Ends the session: its data is removed, the stored record deleted and the cookie expired when the
+   * session is saved. Setting a key afterwards starts a new session with a new ID.
+   */
+  destroy(): void {
+    this.clear();
+    this.#cleared = false;
+    this.#regenerate = false;
+    this.#restart = false;
+    this.#destroyed = true;
+  }
+
+  /** Saves now instead of after the handler; for handlers that send the response themselves (`@Res()`). */
+  async save(): Promise<void> {
+    if (!this.#saver) throw new Error('This session is not attached to a request; it cannot be saved');
+    await this.#saver();
+  }
+
+  /** After destroy(), a new value starts a new session (a fresh ID), not the old one. */
+  #revive(): void {
+    if (this.#destroyed) {
+      this.#destroyed = false;
+      this.#restart = true;
+      this.#regenerate = true;
+      this.#cleared = true;
+    }
+  }
+
+  #changedInPlace(): string[] {
+    const changed: string[] = [];
+    if (this.#snapshots) {
+      for (const [key, before] of this.#snapshots) {
+        if (this.#values.has(key) && safeStringify(this.#values.get(key)) !== before) changed.push(key);
+      }
+    }
+    return changed;
+  }
+
+  /** @internal What the save has to do, read by the module. */
+  _pending(): PendingChange {
+    const inPlace = this.#changedInPlace();
+    const set: SessionData = {};
+    for (const key of this.#setKeys) defineKey(set, key, this.#values.get(key));
+    for (const key of inPlace) defineKey(set, key, this.#values.get(key));
+    return {
+      modified:
+        this.#setKeys.size > 0 || this.#deletedKeys.size > 0 || this.#cleared || inPlace.length > 0,
+      regenerate: this.#regenerate,
+      restart: this.#restart,
+      destroy: this.#destroyed,
+      patch: { set, unset: [...this.#deletedKeys], replace: this.#cleared },
+    };
+  }
+
+  /** @internal The current data, shared with the session: stores must copy or serialise it, not keep it. */
+  _data(): SessionData {
+    const data: SessionData = {};
+    for (const [key, value] of this.#values) defineKey(data, key, value);
+    return data;
+  }
+
+  /** @internal Called once a save went through: what was saved is the new starting point. */
+  _committed(id: string | undefined): void {
+    this.#id = id;
+    this.#setKeys.clear();
+    this.#deletedKeys.clear();
+    this.#cleared = false;
+    this.#snapshots = undefined;
+    this.#regenerate = false;
+    this.#destroyed = false;
+    this.#restart = false;
+  }
+}
+
+/** @internal */
+export interface PendingChange {
+  /** Data changed (set, delete, clear, in-place). */
+  modified: boolean;
+  regenerate: boolean;
+  /** A new session after destroy(): new ID and a new creation time. */
+  restart: boolean;
+  destroy: boolean;
+  patch: SessionPatch;
+}
+
+/** Never the JSON of anything: a value that could not be serialised when read counts as changed. */
+const UNSERIALISABLE = '\0';
+
+function defineKey(target: SessionData, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    target[key] = value;
+  }
+}
+
+function safeStringify(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return undefined; // not JSON: treated as changed, and the save reports why it cannot store it
+  }
+}

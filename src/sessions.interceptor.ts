@@ -1,0 +1,52 @@
+import {
+  HttpException,
+  Injectable,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
+import { catchError, concatMap, from, mergeMap, type Observable } from 'rxjs';
+import { SESSION_HANDLE, TAKES_SESSION } from './sessions.constants.js';
+import { SessionsService, type SessionHandle } from './sessions.service.js';
+
+/**
+ * Loads the session before the handler and saves it after, once, only if something changed.
+ *
+ * Handlers that do not take `@Session()` pass straight through (a property lookup) unless a guard
+ * loaded the session, in which case its changes are saved too.
+ */
+@Injectable()
+export class SessionsInterceptor implements NestInterceptor {
+  constructor(private readonly sessions: SessionsService) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType() !== 'http') return next.handle();
+    const req = context.switchToHttp().getRequest<{ [SESSION_HANDLE]?: SessionHandle }>();
+    let handle = req[SESSION_HANDLE];
+    if (!handle) {
+      if ((context.getHandler() as { [TAKES_SESSION]?: boolean })[TAKES_SESSION] !== true) return next.handle();
+      handle = this.sessions.handleOf(context);
+    }
+    handle.where = `${context.getClass().name}.${context.getHandler().name}`;
+    const session = handle;
+    return from(session.load()).pipe(
+      mergeMap(() => next.handle()),
+      catchError((err: unknown) => from(this.#afterError(session, err))),
+      concatMap(async (value) => {
+        await session.save();
+        return value;
+      }),
+    );
+  }
+
+  /** A client error (4xx) keeps the session's changes and the cookie reaches the error response; anything else drops them. */
+  async #afterError(handle: SessionHandle, err: unknown): Promise<never> {
+    if (err instanceof HttpException && err.getStatus() < 500) {
+      await handle.save();
+    } else {
+      handle.discard();
+    }
+    throw err;
+  }
+}
+

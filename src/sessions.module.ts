@@ -1,0 +1,68 @@
+import { Inject, Module, type DynamicModule } from '@nestjs/common';
+import { APP_INTERCEPTOR, ModulesContainer } from '@nestjs/core';
+import { SESSION_STORE, SESSIONS_CONFIG, SESSIONS_OPTIONS } from './sessions.constants.js';
+import { SessionsConfigError } from './sessions.errors.js';
+import { SessionsInterceptor } from './sessions.interceptor.js';
+import {
+  SessionsConfigurableModule,
+  type SessionsModuleAsyncOptions,
+} from './sessions.module-definition.js';
+import { resolveSessionsConfig, type SessionsConfig, type SessionsModuleOptions } from './sessions.options.js';
+import { SessionsService } from './sessions.service.js';
+import { InMemorySessionStore } from './stores/memory.store.js';
+
+/**
+ * Sessions for the whole application. Import it once, in the root module:
+ *
+ * ```ts
+ * @Module({ imports: [SessionsModule.forRoot(process.env.SESSION_SECRET)] })
+ * export class AppModule {}
+ * ```
+ */
+@Module({
+  providers: [
+    {
+      provide: SESSIONS_CONFIG,
+      useFactory: (options: SessionsModuleOptions) => resolveSessionsConfig(options),
+      inject: [SESSIONS_OPTIONS],
+    },
+    {
+      provide: SESSION_STORE,
+      useFactory: (config: SessionsConfig) => config.store ?? new InMemorySessionStore(),
+      inject: [SESSIONS_CONFIG],
+    },
+    SessionsService,
+    { provide: APP_INTERCEPTOR, useClass: SessionsInterceptor },
+  ],
+  exports: [SessionsService, SESSION_STORE, SESSIONS_OPTIONS],
+})
+export class SessionsModule extends SessionsConfigurableModule {
+  constructor(@Inject(ModulesContainer) modules: ModulesContainer) {
+    super();
+    let registrations = 0;
+    for (const module of modules.values()) if (module.metatype === SessionsModule) registrations++;
+    if (registrations > 1) {
+      throw new SessionsConfigError(
+        `SessionsModule is registered ${registrations} times; import SessionsModule.forRoot() or forRootAsync() ` +
+          `once, in the root module (it is global, so every other module sees it)`,
+      );
+    }
+  }
+
+  /**
+   * Registers sessions with a secret (or secrets, newest first) or with options.
+   * The module is global: register it once, in the root module.
+   */
+  static override forRoot(options: SessionsModuleOptions | string | readonly string[]): DynamicModule {
+    const normalized =
+      typeof options === 'string' || Array.isArray(options)
+        ? ({ secret: options } as SessionsModuleOptions)
+        : (options as SessionsModuleOptions);
+    return super.forRoot(normalized);
+  }
+
+  /** Registers sessions with options made by a factory, a class or an existing provider. */
+  static override forRootAsync(options: SessionsModuleAsyncOptions): DynamicModule {
+    return super.forRootAsync(options);
+  }
+}

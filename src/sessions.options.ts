@@ -1,0 +1,169 @@
+import { Keyring, MIN_SECRET_LENGTH } from './crypto/keyring.js';
+import { SessionsConfigError } from './sessions.errors.js';
+import { isSessionStore, type SessionStore } from './stores/session-store.js';
+
+export type SameSite = 'lax' | 'strict' | 'none';
+
+export interface SessionCookieOptions {
+  /** Cookie name. Default `session`. A `__Host-` name needs `secure: true`, path `/` and no domain. */
+  name?: string;
+  /** Default `/`. */
+  path?: string;
+  /** Default none: the cookie goes back only to the host that set it. */
+  domain?: string;
+  /** Default `lax`. `none` needs `secure: true`. */
+  sameSite?: SameSite;
+  /** `'auto'` (default): Secure when the request came over HTTPS (`req.secure` / `req.protocol`). */
+  secure?: boolean | 'auto';
+  /** Default true: scripts in the page cannot read the cookie. */
+  httpOnly?: boolean;
+}
+
+export interface SessionsModuleOptions {
+  /**
+   * Secret, or secrets newest first, each at least 32 characters. The first signs (and seals); every one
+   * verifies (and opens), so a secret can be rotated without logging everyone out.
+   */
+  secret: string | readonly string[];
+  /** Where sessions live. Default: a new `InMemorySessionStore`. */
+  store?: SessionStore;
+  cookie?: SessionCookieOptions;
+  /** Lifetime in seconds from the last save (or, with `rolling`, from the last request). Default 86,400 (one day). */
+  maxAge?: number;
+  /** Seconds without a request after which the session ends, enforced on the server. Default: none. */
+  idleTimeout?: number;
+  /** Seconds after creation after which the session ends, whatever happens. Default: none. */
+  absoluteTimeout?: number;
+  /** Push the expiry back on every request, not only on saves. Default false. */
+  rolling?: boolean;
+  /**
+   * With `rolling` or `idleTimeout`: the least number of seconds between two refreshes of an unchanged
+   * session, so a busy session is not written on every request. Default: a tenth of its lifetime, at most 60.
+   */
+  touchAfter?: number;
+}
+
+/** @internal The options, checked and with defaults applied. Times in milliseconds. */
+export interface SessionsConfig {
+  readonly keyring: Keyring;
+  readonly store?: SessionStore;
+  readonly cookie: Required<Omit<SessionCookieOptions, 'domain'>> & { domain?: string };
+  readonly maxAgeMs: number;
+  readonly idleTimeoutMs?: number;
+  readonly absoluteTimeoutMs?: number;
+  readonly rolling: boolean;
+  readonly touchAfterMs: number;
+  /** How long a save keeps a session alive: the shorter of maxAge and idleTimeout. */
+  readonly ttlMs: number;
+}
+
+const FORROOT = 'SessionsModule.forRoot()';
+/** RFC 6265 token characters (cookie names). */
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Visible ASCII except `;` and `,`: nothing that could end the attribute or start another. */
+const COOKIE_PATH = /^\/[\x21-\x2b\x2d-\x3a\x3c-\x7e]*$/;
+const COOKIE_DOMAIN = /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+function fail(message: string): never {
+  throw new SessionsConfigError(`${FORROOT}: ${message}`);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `a string of ${value.length} characters`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return value === null ? 'null' : typeof value === 'object' ? 'an object' : String(value);
+}
+
+function seconds(name: string, value: unknown, fallback?: number): number | undefined {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    fail(`${name} must be a number of seconds greater than 0; got ${describe(value)}`);
+  }
+  return value;
+}
+
+function secrets(value: unknown): string[] {
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || list.length === 0) {
+    fail(
+      `needs a secret: a string of at least ${MIN_SECRET_LENGTH} characters, or a list of them, newest first ` +
+        `(for example forRoot(process.env.SESSION_SECRET)); got ${describe(value)}`,
+    );
+  }
+  list.forEach((secret: unknown, i) => {
+    const which = list.length > 1 ? `secret[${i}]` : 'the secret';
+    if (typeof secret !== 'string') fail(`${which} must be a string; got ${describe(secret)}`);
+    if (secret.length < MIN_SECRET_LENGTH) {
+      fail(
+        `needs a secret of at least ${MIN_SECRET_LENGTH} characters; ${which} has ${secret.length}. ` +
+          `Generate one with: node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`,
+      );
+    }
+  });
+  return list as string[];
+}
+
+function cookieOptions(input: SessionCookieOptions | undefined): SessionsConfig['cookie'] {
+  if (input !== undefined && (typeof input !== 'object' || input === null)) fail(`cookie must be an object; got ${describe(input)}`);
+  const { name = 'session', path = '/', domain, sameSite = 'lax', secure = 'auto', httpOnly = true } = input ?? {};
+  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) {
+    fail(`cookie.name ${JSON.stringify(name)} is not a valid cookie name: use letters, digits and !#$%&'*+-.^_\`|~, no spaces, ";", ",", "=" or quotes`);
+  }
+  if (typeof path !== 'string' || !COOKIE_PATH.test(path)) {
+    fail(`cookie.path ${JSON.stringify(path)} must start with "/" and contain no spaces, control characters, ";" or ","`);
+  }
+  if (domain !== undefined && (typeof domain !== 'string' || !COOKIE_DOMAIN.test(domain))) {
+    fail(`cookie.domain ${JSON.stringify(domain)} is not a host name (letters, digits, "-" and ".")`);
+  }
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
+    fail(`cookie.sameSite must be 'lax', 'strict' or 'none'; got ${JSON.stringify(sameSite)}`);
+  }
+  if (secure !== true && secure !== false && secure !== 'auto') {
+    fail(`cookie.secure must be true, false or 'auto'; got ${JSON.stringify(secure)}`);
+  }
+  if (typeof httpOnly !== 'boolean') fail(`cookie.httpOnly must be true or false; got ${JSON.stringify(httpOnly)}`);
+  if (sameSite === 'none' && secure !== true) {
+    fail(`cookie.sameSite 'none' needs cookie.secure: true (browsers drop SameSite=None cookies without Secure)`);
+  }
+  if (name.startsWith('__Secure-') && secure !== true) fail(`a "__Secure-" cookie name needs cookie.secure: true`);
+  if (name.startsWith('__Host-') && (secure !== true || path !== '/' || domain !== undefined)) {
+    fail(`a "__Host-" cookie name needs cookie.secure: true, cookie.path "/" and no cookie.domain`);
+  }
+  return { name, path, domain, sameSite, secure, httpOnly };
+}
+
+/** Checks the options and applies the defaults; every problem is a `SessionsConfigError` that says what to do. */
+export function resolveSessionsConfig(input: SessionsModuleOptions | string | readonly string[] | undefined): SessionsConfig {
+  const options: Partial<SessionsModuleOptions> =
+    typeof input === 'string' || Array.isArray(input) ? { secret: input as string | string[] } : ((input ?? {}) as SessionsModuleOptions);
+  if (typeof options !== 'object' || options === null) fail(`options must be an object or a secret; got ${describe(input)}`);
+  const keyring = new Keyring(secrets(options.secret));
+  if (options.store !== undefined && !isSessionStore(options.store)) {
+    fail('store must be a session store (load, create, update, touch and destroy methods), such as new InMemorySessionStore()');
+  }
+  const maxAge = seconds('maxAge', options.maxAge, 86_400)!;
+  const idleTimeout = seconds('idleTimeout', options.idleTimeout);
+  const absoluteTimeout = seconds('absoluteTimeout', options.absoluteTimeout);
+  if (options.rolling !== undefined && typeof options.rolling !== 'boolean') {
+    fail(`rolling must be true or false; got ${describe(options.rolling)}`);
+  }
+  const ttlMs = Math.min(maxAge, idleTimeout ?? Infinity) * 1000;
+  let touchAfterMs = Math.min(ttlMs / 10, 60_000);
+  if (options.touchAfter !== undefined) {
+    if (typeof options.touchAfter !== 'number' || !(options.touchAfter >= 0) || !Number.isFinite(options.touchAfter)) {
+      fail(`touchAfter must be a number of seconds, 0 or more; got ${describe(options.touchAfter)}`);
+    }
+    touchAfterMs = options.touchAfter * 1000;
+  }
+  return {
+    keyring,
+    store: options.store,
+    cookie: cookieOptions(options.cookie),
+    maxAgeMs: maxAge * 1000,
+    idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeout * 1000,
+    absoluteTimeoutMs: absoluteTimeout === undefined ? undefined : absoluteTimeout * 1000,
+    rolling: options.rolling ?? false,
+    touchAfterMs,
+    ttlMs,
+  };
+}

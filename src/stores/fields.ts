@@ -1,0 +1,32 @@
+import type { SessionData } from '../session.js';
+import { SessionSerializationError } from '../sessions.errors.js';
+
+/**
+ * One JSON text per top-level key: what the memory and Redis stores keep, and what lets a save change
+ * one key without rewriting the others. Everything is serialised before anything is written, so a value
+ * that cannot be stored fails the save whole instead of half-applying it.
+ */
+export function serializeFields(data: SessionData): [string, string][] {
+  const out: [string, string][] = [];
+  for (const key of Object.keys(data)) {
+    const value = data[key];
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(value);
+    } catch (err) {
+      throw new SessionSerializationError(key, err);
+    }
+    if (json === undefined) throw new SessionSerializationError(key, `${typeof value} is not JSON`);
+    out.push([key, json]);
+  }
+  return out;
+}
+
+/** The data back from its fields; a key such as "__proto__" stays an ordinary key. Throws on corrupt JSON. */
+export function parseFields(fields: Iterable<[string, string]>): SessionData {
+  const data: SessionData = {};
+  for (const [key, json] of fields) {
+    Object.defineProperty(data, key, { value: JSON.parse(json), enumerable: true, writable: true, configurable: true });
+  }
+  return data;
+}

@@ -1,0 +1,131 @@
+import { Logger, type OnModuleDestroy } from '@nestjs/common';
+import type { SessionData, SessionPatch } from '../session.js';
+import { SessionsConfigError } from '../sessions.errors.js';
+import { parseFields, serializeFields } from './fields.js';
+import { ServerSessionStore, type StoredSession } from './server-store.js';
+import type { SessionTimes } from './session-store.js';
+
+export interface InMemorySessionStoreOptions {
+  /** The most sessions kept; past it the least recently used one is dropped. Default 10,000. */
+  maxSessions?: number;
+  /** Seconds between sweeps of expired sessions; 0 turns the sweep off (expired ones are still never read). Default 60. */
+  sweepInterval?: number;
+}
+
+interface MemoryRecord {
+  /** One JSON text per key: a copy that nothing outside the store can change, patched key by key. */
+  fields: Map<string, string>;
+  times: SessionTimes;
+}
+
+/**
+ * Sessions in this process's memory: for development, tests and single-process apps. Sessions are lost
+ * on restart and not shared between processes; use the Redis or PostgreSQL store for that.
+ *
+ * Bounded: at most `maxSessions`, the least recently used dropped first. Expired sessions are swept on a
+ * timer that does not keep the process alive.
+ */
+export class InMemorySessionStore extends ServerSessionStore implements OnModuleDestroy {
+  readonly #records = new Map<string, MemoryRecord>();
+  readonly #maxSessions: number;
+  readonly #sweepMs: number;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: InMemorySessionStoreOptions = {}) {
+    super();
+    const { maxSessions = 10_000, sweepInterval = 60 } = options;
+    if (!Number.isInteger(maxSessions) || maxSessions < 1) {
+      throw new SessionsConfigError(`InMemorySessionStore: maxSessions must be a whole number of at least 1; got ${String(maxSessions)}`);
+    }
+    if (typeof sweepInterval !== 'number' || !(sweepInterval >= 0) || !Number.isFinite(sweepInterval)) {
+      throw new SessionsConfigError(`InMemorySessionStore: sweepInterval must be a number of seconds, 0 or more; got ${String(sweepInterval)}`);
+    }
+    this.#maxSessions = maxSessions;
+    this.#sweepMs = sweepInterval * 1000;
+  }
+
+  /** How many live (unexpired) sessions the store holds. */
+  get size(): number {
+    this.sweep();
+    return this.#records.size;
+  }
+
+  /** Drops every expired session now. */
+  sweep(now = Date.now()): void {
+    for (const [id, record] of this.#records) {
+      if (record.times.expiresAt <= now) this.#records.delete(id);
+    }
+  }
+
+  /** Stops the sweep timer. The store keeps working; the timer starts again with the next new session. */
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  onModuleDestroy(): void {
+    this.close();
+  }
+
+  protected async read(id: string): Promise<StoredSession | undefined> {
+    const record = this.#live(id);
+    if (!record) return undefined;
+    try {
+      return { data: parseFields(record.fields), times: record.times };
+    } catch (err) {
+      new Logger('InMemorySessionStore').warn(`Dropping an unreadable session: ${(err as Error).message}`);
+      this.#records.delete(id);
+      return undefined;
+    }
+  }
+
+  protected async insert(id: string, data: SessionData, times: SessionTimes): Promise<boolean> {
+    const fields = new Map(serializeFields(data));
+    if (this.#live(id)) return false;
+    this.#records.set(id, { fields, times });
+    while (this.#records.size > this.#maxSessions) {
+      // A Map iterates in insertion order, and every use re-inserts: the first key is the least recently used.
+      this.#records.delete(this.#records.keys().next().value!);
+    }
+    this.#startSweeping();
+    return true;
+  }
+
+  protected async patch(id: string, patch: SessionPatch, times: SessionTimes): Promise<boolean> {
+    const changes = serializeFields(patch.set);
+    const record = this.#live(id);
+    if (!record) return false;
+    if (patch.replace) record.fields.clear();
+    for (const key of patch.unset) record.fields.delete(key);
+    for (const [key, json] of changes) record.fields.set(key, json);
+    record.times = times;
+    return true;
+  }
+
+  protected async refresh(id: string, times: SessionTimes): Promise<boolean> {
+    const record = this.#live(id);
+    if (!record) return false;
+    record.times = times;
+    return true;
+  }
+
+  protected async remove(id: string): Promise<void> {
+    this.#records.delete(id);
+  }
+
+  /** The record if it is live, moved to the most recently used end; an expired one is dropped. */
+  #live(id: string): MemoryRecord | undefined {
+    const record = this.#records.get(id);
+    if (!record) return undefined;
+    this.#records.delete(id);
+    if (record.times.expiresAt <= Date.now()) return undefined;
+    this.#records.set(id, record);
+    return record;
+  }
+
+  #startSweeping(): void {
+    if (this.#timer || this.#sweepMs === 0) return;
+    this.#timer = setInterval(() => this.sweep(), this.#sweepMs);
+    this.#timer.unref();
+  }
+}

@@ -1,0 +1,80 @@
+import type { LoggerService } from '@nestjs/common';
+import type { Keyring } from '../crypto/keyring.js';
+import type { SessionData, SessionPatch } from '../session.js';
+
+/** When a session began, when its expiry was last pushed back, and when it ends (ms since the epoch). */
+export interface SessionTimes {
+  readonly createdAt: number;
+  readonly refreshedAt: number;
+  readonly expiresAt: number;
+}
+
+/** A session as a store hands it back. */
+export interface LoadedSession {
+  /** The session's ID (server stores: the unsigned ID; cookie store: the ID sealed inside). */
+  readonly id: string;
+  /** The data, owned by the caller from now on. */
+  readonly data: SessionData;
+  readonly times: SessionTimes;
+  /** The token should be sent again even if nothing changed (it was signed or sealed with an older secret). */
+  readonly reissue?: boolean;
+}
+
+/** What a store learns from the module: keys, the cookie name it may bind in, a clock and a logger. */
+export interface SessionStoreContext {
+  readonly keyring: Keyring;
+  /** The name the token travels under (cookie or header name); the cookie store binds it into the seal. */
+  readonly tokenName: string;
+  readonly logger: LoggerService;
+}
+
+/** A token to send back, and the session's ID behind it. */
+export interface IssuedToken {
+  readonly token: string;
+  readonly id: string;
+}
+
+/**
+ * What the module needs from a store. A token is whatever the client carries: for server-side stores a
+ * signed ID, for the cookie store the sealed data itself. Stores never see a request or a response.
+ *
+ * Server-side stores are easier to write by extending `ServerSessionStore`, which implements this
+ * interface on top of five small primitives.
+ */
+export interface SessionStore {
+  /**
+   * Opens a token. Returns undefined for anything that does not open to a live session (unknown,
+   * expired, forged, malformed): never throws for bad input. Throws only when the store itself fails.
+   */
+  load(token: string, ctx: SessionStoreContext): Promise<LoadedSession | undefined>;
+  /** Stores a new session under a new ID; `data` is complete. */
+  create(data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken>;
+  /**
+   * Applies the changes of a loaded session. `patch` is what changed, `data` the whole current data:
+   * a store uses whichever it needs. Returns undefined when the session no longer exists (it was
+   * destroyed or expired meanwhile): it must not be brought back.
+   */
+  update(
+    loaded: LoadedSession,
+    patch: SessionPatch,
+    data: SessionData,
+    times: SessionTimes,
+    ctx: SessionStoreContext,
+  ): Promise<IssuedToken | undefined>;
+  /** Pushes back the expiry of an unchanged session; undefined when it no longer exists. */
+  touch(
+    loaded: LoadedSession,
+    data: SessionData,
+    times: SessionTimes,
+    ctx: SessionStoreContext,
+  ): Promise<IssuedToken | undefined>;
+  /** Deletes a session. Deleting one that is already gone is not an error. */
+  destroy(loaded: LoadedSession, ctx: SessionStoreContext): Promise<void>;
+}
+
+/** True when `value` has every method of `SessionStore`. */
+export function isSessionStore(value: unknown): value is SessionStore {
+  if (typeof value !== 'object' || value === null) return false;
+  const store = value as Record<string, unknown>;
+  return ['load', 'create', 'update', 'touch', 'destroy'].every((m) => typeof store[m] === 'function');
+}
