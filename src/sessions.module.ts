@@ -54,10 +54,11 @@ export class SessionsModule extends SessionsConfigurableModule {
    * The module is global: register it once, in the root module.
    */
   static override forRoot(options: SessionsModuleOptions | string | readonly string[]): DynamicModule {
+    // A bare secret, or no options at all (an unset environment variable): the options check says what is missing.
     const normalized =
-      typeof options === 'string' || Array.isArray(options)
-        ? ({ secret: options } as SessionsModuleOptions)
-        : (options as SessionsModuleOptions);
+      typeof options === 'object' && options !== null && !Array.isArray(options)
+        ? (options as SessionsModuleOptions)
+        : ({ secret: options } as SessionsModuleOptions);
     return super.forRoot(normalized);
   }
 

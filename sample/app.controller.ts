@@ -1,0 +1,63 @@
+import { Body, Controller, Delete, Get, Post, UseGuards } from '@nestjs/common';
+import { Session } from 'nest-sessions';
+import { LoggedInGuard } from './logged-in.guard.js';
+
+interface AppSession {
+  visits: number;
+  cart: string[];
+  user: { name: string; since: string };
+}
+
+@Controller()
+export class AppController {
+  /** A visit counter: read, change, and the change is saved after the handler. */
+  @Get()
+  visit(@Session() session: Session<AppSession>) {
+    const visits = session.get('visits', 0) + 1;
+    session.set('visits', visits);
+    return { visits, user: session.get('user')?.name ?? null };
+  }
+
+  /** Reading alone sends no cookie and writes nothing. */
+  @Get('cart')
+  cart(@Session() session: Session<AppSession>) {
+    return { items: session.get('cart', []) };
+  }
+
+  /** The array read from the session is changed in place: that is saved too. */
+  @Post('cart')
+  addToCart(@Session() session: Session<AppSession>, @Body() body: { sku?: string }) {
+    if (!body?.sku) return { error: 'send {"sku": "..."}' };
+    const items = session.get('cart');
+    if (items) items.push(body.sku);
+    else session.set('cart', [body.sku]);
+    return { items: session.get('cart') };
+  }
+
+  @Delete('cart')
+  emptyCart(@Session() session: Session<AppSession>) {
+    session.delete('cart');
+    return { items: [] };
+  }
+
+  /** New ID on login, so an ID planted before it is worth nothing after it. */
+  @Post('login')
+  login(@Session() session: Session<AppSession>, @Body() body: { name?: string }) {
+    session.regenerate();
+    session.set('user', { name: body?.name || 'guest', since: new Date().toISOString() });
+    return { loggedIn: true };
+  }
+
+  @Post('logout')
+  logout(@Session() session: Session<AppSession>) {
+    session.destroy();
+    return { loggedIn: false };
+  }
+
+  /** The guard loaded the session already; the handler gets the same object. */
+  @Get('me')
+  @UseGuards(LoggedInGuard)
+  me(@Session() session: Session<AppSession>) {
+    return session.getOrThrow('user');
+  }
+}

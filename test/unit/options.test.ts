@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { InMemorySessionStore, SessionsConfigError } from '../../src/index.js';
+import { resolveSessionsConfig } from '../../src/sessions.options.js';
+
+const SECRET = 's'.repeat(32);
+
+function error(input: unknown): string {
+  try {
+    resolveSessionsConfig(input as never);
+  } catch (err) {
+    expect(err).toBeInstanceOf(SessionsConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a SessionsConfigError');
+}
+
+describe('options', () => {
+  it('applies safe defaults', () => {
+    const config = resolveSessionsConfig(SECRET);
+    expect(config.cookie).toEqual({ name: 'session', path: '/', domain: undefined, sameSite: 'lax', secure: 'auto', httpOnly: true });
+    expect(config.maxAgeMs).toBe(86_400_000);
+    expect(config.ttlMs).toBe(86_400_000);
+    expect(config.rolling).toBe(false);
+    expect(config.keyring.keys).toHaveLength(1);
+  });
+
+  it('takes a list of secrets, newest first', () => {
+    const config = resolveSessionsConfig([SECRET, 't'.repeat(40)]);
+    expect(config.keyring.keys).toHaveLength(2);
+  });
+
+  it('a missing secret says what to pass', () => {
+    expect(error(undefined)).toMatch(/SessionsModule.forRoot\(\): needs a secret.*got undefined/);
+    expect(error({})).toMatch(/needs a secret/);
+    expect(error([])).toMatch(/needs a secret/);
+  });
+
+  it('a short secret names the length it has and the one it needs', () => {
+    expect(error('short')).toBe(
+      'SessionsModule.forRoot(): needs a secret of at least 32 characters; the secret has 5. ' +
+        `Generate one with: node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`,
+    );
+    expect(error([SECRET, 'x'])).toMatch(/secret\[1\] has 1/);
+    expect(error([SECRET, 42])).toMatch(/secret\[1\] must be a string/);
+  });
+
+  it.each([0, -10, Number.NaN, Infinity, '60'])('maxAge %s is refused', (maxAge) => {
+    expect(error({ secret: SECRET, maxAge })).toMatch(/maxAge must be a number of seconds greater than 0/);
+  });
+
+  it('idleTimeout and absoluteTimeout must be positive', () => {
+    expect(error({ secret: SECRET, idleTimeout: 0 })).toMatch(/idleTimeout/);
+    expect(error({ secret: SECRET, absoluteTimeout: -1 })).toMatch(/absoluteTimeout/);
+  });
+
+  it('the shorter of maxAge and idleTimeout is how long a save keeps a session', () => {
+    expect(resolveSessionsConfig({ secret: SECRET, maxAge: 3600, idleTimeout: 600 }).ttlMs).toBe(600_000);
+    expect(resolveSessionsConfig({ secret: SECRET, maxAge: 3600, idleTimeout: 600 }).touchAfterMs).toBe(60_000);
+    expect(resolveSessionsConfig({ secret: SECRET, maxAge: 100 }).touchAfterMs).toBe(10_000);
+  });
+
+  it('SameSite=None without Secure is refused', () => {
+    expect(error({ secret: SECRET, cookie: { sameSite: 'none' } })).toMatch(/sameSite 'none' needs cookie.secure: true/);
+    expect(() => resolveSessionsConfig({ secret: SECRET, cookie: { sameSite: 'none', secure: true } })).not.toThrow();
+  });
+
+  it.each(['a b', 'a;b', 'a,b', 'a=b', 'a\r\nb', '', 'ünï'])('cookie name %j is refused', (name) => {
+    expect(error({ secret: SECRET, cookie: { name } })).toMatch(/is not a valid cookie name/);
+  });
+
+  it('paths and domains that could inject attributes are refused', () => {
+    expect(error({ secret: SECRET, cookie: { path: '/a;Domain=evil' } })).toMatch(/cookie.path/);
+    expect(error({ secret: SECRET, cookie: { path: 'relative' } })).toMatch(/cookie.path/);
+    expect(error({ secret: SECRET, cookie: { domain: 'a.com; Secure' } })).toMatch(/cookie.domain/);
+  });
+
+  it('cookie prefixes get what browsers require of them', () => {
+    expect(error({ secret: SECRET, cookie: { name: '__Host-s' } })).toMatch(/__Host-/);
+    expect(error({ secret: SECRET, cookie: { name: '__Host-s', secure: true, domain: 'a.com' } })).toMatch(/__Host-/);
+    expect(error({ secret: SECRET, cookie: { name: '__Secure-s' } })).toMatch(/__Secure-/);
+    expect(() => resolveSessionsConfig({ secret: SECRET, cookie: { name: '__Host-s', secure: true } })).not.toThrow();
+  });
+
+  it('a store that is not a store is refused', () => {
+    expect(error({ secret: SECRET, store: {} })).toMatch(/store must be a session store/);
+    expect(() => resolveSessionsConfig({ secret: SECRET, store: new InMemorySessionStore() })).not.toThrow();
+  });
+
+  it('odd values for the rest are refused', () => {
+    expect(error({ secret: SECRET, cookie: { sameSite: 'Lax' } })).toMatch(/sameSite/);
+    expect(error({ secret: SECRET, cookie: { secure: 'yes' } })).toMatch(/cookie.secure/);
+    expect(error({ secret: SECRET, rolling: 'yes' })).toMatch(/rolling/);
+    expect(error({ secret: SECRET, touchAfter: -1 })).toMatch(/touchAfter/);
+    expect(error({ secret: SECRET, cookie: 'session' })).toMatch(/cookie must be an object/);
+  });
+});

@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { SessionKeyError, TrackedSession } from '../../src/index.js';
+
+type Data = { a: number; b: string; c: boolean; d: number[]; items: string[]; user: { name: string } };
+
+function loaded(data: Record<string, unknown>) {
+  return new TrackedSession<Data>(data as Partial<Data>, 'some-id');
+}
+
+describe('Session: reading and writing', () => {
+  it('sets, gets, has and deletes keys', () => {
+    const s = new TrackedSession<Data>();
+    s.set('a', 1);
+    expect(s.get('a')).toBe(1);
+    expect(s.has('a')).toBe(true);
+    expect(s.delete('a')).toBe(true);
+    expect(s.has('a')).toBe(false);
+    expect(s.get('a')).toBeUndefined();
+    expect(s.delete('a')).toBe(false);
+  });
+
+  it('returns the fallback only for a missing key', () => {
+    const s = loaded({ a: 0 });
+    expect(s.get('a', 5)).toBe(0);
+    expect(s.get('b', 'fallback')).toBe('fallback');
+  });
+
+  it('update() sets several keys and deletes those given undefined', () => {
+    const s = loaded({ a: 1, b: 'x' });
+    s.update({ a: 2, c: true, b: undefined });
+    expect(s.toJSON()).toEqual({ a: 2, c: true });
+  });
+
+  it('counts its keys from 0 to 4', () => {
+    const s = new TrackedSession<Data>();
+    expect(s.size).toBe(0);
+    s.set('a', 1);
+    expect(s.size).toBe(1);
+    s.set('b', 'x');
+    s.set('c', true);
+    s.set('d', [1]);
+    expect(s.size).toBe(4);
+    expect(s.keys()).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('getOrThrow() returns a value and throws a SessionKeyError naming a missing key', () => {
+    const s = loaded({ a: 1 });
+    expect(s.getOrThrow('a')).toBe(1);
+    expect(() => s.getOrThrow('user')).toThrow(SessionKeyError);
+    expect(() => s.getOrThrow('user')).toThrow('Session key "user" is not set');
+  });
+
+  it('toJSON() is a deep copy', () => {
+    const s = loaded({ d: [1, 2], user: { name: 'ann' } });
+    const copy = s.toJSON();
+    copy.d!.push(3);
+    copy.user!.name = 'bob';
+    (copy as Record<string, unknown>).extra = 1;
+    expect(s.get('d')).toEqual([1, 2]);
+    expect(s.get('user')).toEqual({ name: 'ann' });
+    expect(s.has('extra' as 'a')).toBe(false);
+    expect(s.isModified).toBe(false);
+  });
+
+  it('keeps "__proto__" an ordinary key', () => {
+    const s = new TrackedSession<Record<string, unknown>>();
+    s.set('__proto__', { polluted: true });
+    const copy = s.toJSON();
+    expect(Object.getPrototypeOf(copy)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.keys(copy)).toEqual(['__proto__']);
+    expect(s._pending().patch.set).toHaveProperty(['__proto__'], { polluted: true });
+  });
+});
+
+describe('Session: change tracking', () => {
+  it('a new session and a freshly loaded one are not modified', () => {
+    expect(new TrackedSession().isModified).toBe(false);
+    const s = loaded({ a: 1, user: { name: 'ann' } });
+    s.get('a');
+    s.get('user');
+    s.has('a');
+    s.keys();
+    expect(s.isModified).toBe(false);
+  });
+
+  it('set() marks it modified even with the same value', () => {
+    const s = loaded({ a: 1 });
+    s.set('a', 1);
+    expect(s.isModified).toBe(true);
+    expect(s._pending().patch).toEqual({ set: { a: 1 }, unset: [], replace: false });
+  });
+
+  it('delete() marks it modified even for a missing key', () => {
+    const s = loaded({ a: 1 });
+    s.delete('b');
+    expect(s.isModified).toBe(true);
+    expect(s._pending().patch.unset).toEqual(['b']);
+  });
+
+  it('clear() marks it modified and asks the store to replace everything', () => {
+    const s = loaded({ a: 1, b: 'x' });
+    s.clear();
+    expect(s.isModified).toBe(true);
+    expect(s.size).toBe(0);
+    expect(s._pending().patch).toEqual({ set: {}, unset: [], replace: true });
+  });
+
+  it('notices a value read from the session and changed in place', () => {
+    const s = loaded({ items: ['a'], user: { name: 'ann' } });
+    s.get('items')!.push('b');
+    expect(s.isModified).toBe(true);
+    const { patch } = s._pending();
+    expect(patch.set).toEqual({ items: ['a', 'b'] });
+    expect(patch.unset).toEqual([]);
+  });
+
+  it('an object read but left alone is not a change', () => {
+    const s = loaded({ user: { name: 'ann' } });
+    const user = s.get('user')!;
+    user.name = 'ann';
+    expect(s.isModified).toBe(false);
+  });
+
+  it('the patch holds only what changed', () => {
+    const s = loaded({ a: 1, b: 'x', c: true });
+    s.set('a', 2);
+    s.delete('b');
+    expect(s._pending().patch).toEqual({ set: { a: 2 }, unset: ['b'], replace: false });
+  });
+
+  it('after a save, what was saved is the new starting point', () => {
+    const s = loaded({ a: 1 });
+    s.set('a', 2);
+    s._committed('some-id');
+    expect(s.isModified).toBe(false);
+    expect(s._pending().patch).toEqual({ set: {}, unset: [], replace: false });
+  });
+
+  it('regenerate() and destroy() are changes; destroy() empties the session', () => {
+    const r = loaded({ a: 1 });
+    r.regenerate();
+    expect(r.isModified).toBe(true);
+    expect(r.get('a')).toBe(1);
+    const d = loaded({ a: 1 });
+    d.destroy();
+    expect(d.isModified).toBe(true);
+    expect(d.size).toBe(0);
+    expect(d._pending()).toMatchObject({ destroy: true, regenerate: false });
+  });
+
+  it('a value set after destroy() starts a new session', () => {
+    const s = loaded({ a: 1 });
+    s.destroy();
+    s.set('b', 'flash');
+    expect(s._pending()).toMatchObject({ destroy: false, regenerate: true, restart: true });
+    expect(s.toJSON()).toEqual({ b: 'flash' });
+  });
+
+  it('id and isNew tell a stored session from a new one', () => {
+    const fresh = new TrackedSession();
+    expect(fresh.id).toBeUndefined();
+    expect(fresh.isNew).toBe(true);
+    const stored = loaded({});
+    expect(stored.id).toBe('some-id');
+    expect(stored.isNew).toBe(false);
+  });
+
+  it('save() outside a request says why it cannot work', async () => {
+    await expect(new TrackedSession().save()).rejects.toThrow('not attached to a request');
+  });
+});
