@@ -11,6 +11,7 @@ export {
   SessionKeyError,
   SessionSerializationError,
   SessionsNotConfiguredError,
+  SessionTooLargeError,
 } from './sessions.errors.js';
 export type {
   SessionStore,
@@ -20,6 +21,7 @@ export type {
   IssuedToken,
 } from './stores/session-store.js';
 export { ServerSessionStore, type StoredSession } from './stores/server-store.js';
+export { CookieSessionStore, type CookieSessionStoreOptions, type SessionSerializer } from './stores/cookie.store.js';
 export { InMemorySessionStore, type InMemorySessionStoreOptions } from './stores/memory.store.js';
 
 import type { TrackedSession, SessionData } from './session.js';

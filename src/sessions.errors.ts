@@ -29,3 +29,24 @@ export class SessionSerializationError extends Error {
 export class SessionsNotConfiguredError extends Error {
   override readonly name = 'SessionsNotConfiguredError';
 }
+
+/**
+ * Thrown when a session does not fit in the cookies it may use. Raised before any header is sent, so the
+ * response is a 500 whose log says why, and the client keeps its previous, working cookie.
+ */
+export class SessionTooLargeError extends Error {
+  override readonly name = 'SessionTooLargeError';
+  constructor(
+    /** Bytes of the session token. */
+    readonly size: number,
+    /** Bytes of token the allowed cookies can carry. */
+    readonly limit: number,
+    readonly maxChunks: number,
+  ) {
+    super(
+      `The session is too large for its cookie: the token is ${size} bytes, and ${maxChunks} cookie` +
+        `${maxChunks === 1 ? '' : 's'} of 4096 bytes carry at most ${limit} bytes of token with these cookie attributes. ` +
+        `Keep less in the session, raise the store's maxChunks, or use a server-side store.`,
+    );
+  }
+}

@@ -9,7 +9,7 @@ import {
 } from './sessions.module-definition.js';
 import { resolveSessionsConfig, type SessionsConfig, type SessionsModuleOptions } from './sessions.options.js';
 import { SessionsService } from './sessions.service.js';
-import { InMemorySessionStore } from './stores/memory.store.js';
+import { CookieSessionStore } from './stores/cookie.store.js';
 
 /**
  * Sessions for the whole application. Import it once, in the root module:
@@ -28,7 +28,7 @@ import { InMemorySessionStore } from './stores/memory.store.js';
     },
     {
       provide: SESSION_STORE,
-      useFactory: (config: SessionsConfig) => config.store ?? new InMemorySessionStore(),
+      useFactory: (config: SessionsConfig) => config.store ?? new CookieSessionStore(),
       inject: [SESSIONS_CONFIG],
     },
     SessionsService,

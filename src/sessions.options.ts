@@ -25,7 +25,7 @@ export interface SessionsModuleOptions {
    * verifies (and opens), so a secret can be rotated without logging everyone out.
    */
   secret: string | readonly string[];
-  /** Where sessions live. Default: a new `InMemorySessionStore`. */
+  /** Where sessions live. Default: a new `CookieSessionStore` (the session sealed in the cookie). */
   store?: SessionStore;
   cookie?: SessionCookieOptions;
   /** Lifetime in seconds from the last save (or, with `rolling`, from the last request). Default 86,400 (one day). */

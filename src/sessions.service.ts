@@ -36,7 +36,7 @@ export class SessionsService {
     adapterHost: HttpAdapterHost,
   ) {
     this.io = new HttpIo(adapterHost);
-    this.transport = new CookieTransport(this.io, config.cookie);
+    this.transport = new CookieTransport(this.io, config.cookie, store.maxChunks ?? 1);
     this.storeContext = { keyring: config.keyring, tokenName: this.transport.tokenName, logger: this.#logger };
   }
 
@@ -185,16 +185,18 @@ export class SessionHandle {
       expireCookie = !issued;
     }
 
-    session._committed(this.#loaded?.id);
-    if (!issued && !expireCookie) return;
-    if (this.service.io.headersSent(this.res)) {
-      this.service.warnHeadersSent(this.where);
-      return;
+    if (issued || expireCookie) {
+      if (this.service.io.headersSent(this.res)) {
+        this.service.warnHeadersSent(this.where);
+      } else {
+        const { transport } = this.service;
+        // May throw (SessionTooLargeError) before any header is appended: the client keeps its old cookie.
+        if (issued) transport.write(this.req, this.res, issued.token, secondsLeft(this.#loaded!.times, now));
+        else transport.clear(this.req, this.res);
+        this.#hadToken = issued !== undefined;
+      }
     }
-    const { transport } = this.service;
-    if (issued) transport.write(this.req, this.res, issued.token, secondsLeft(this.#loaded!.times, now));
-    else transport.clear(this.req, this.res);
-    this.#hadToken = issued !== undefined;
+    session._committed(this.#loaded?.id);
   }
 
   /** The session ended elsewhere (logout in another request, expiry): its changes are not written back. */

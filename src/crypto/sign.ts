@@ -1,5 +1,6 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Keyring } from './keyring.js';
+import { randomToken } from './random.js';
 
 /** 32 random bytes: 256 bits, 43 characters of base64url. */
 export const ID_BYTES = 32;
@@ -9,7 +10,7 @@ const B64URL_43 = /^[A-Za-z0-9_-]{43}$/;
 
 /** A fresh random session ID (256 bits, URL-safe). */
 export function newSessionId(): string {
-  return randomBytes(ID_BYTES).toString('base64url');
+  return randomToken(ID_BYTES);
 }
 
 function mac(key: Buffer, id: string): Buffer {

@@ -42,6 +42,8 @@ export interface IssuedToken {
  * interface on top of five small primitives.
  */
 export interface SessionStore {
+  /** How many cookies a token from this store may be split across. Default 1 (server stores' tokens are tiny). */
+  readonly maxChunks?: number;
   /**
    * Opens a token. Returns undefined for anything that does not open to a live session (unknown,
    * expired, forged, malformed): never throws for bad input. Throws only when the store itself fails.

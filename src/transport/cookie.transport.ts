@@ -1,29 +1,53 @@
+import { createHash } from 'node:crypto';
 import { parse, serialize, type SerializeOptions } from 'cookie';
+import { SessionTooLargeError } from '../sessions.errors.js';
 import type { SessionsConfig } from '../sessions.options.js';
 import type { HttpIo } from './http.js';
 import type { SessionTransport } from './session-transport.js';
 
 const identity = (value: string): string => value;
 
+/** Browsers drop a cookie whose name, value and attributes add up to more than this, without a word. */
+export const COOKIE_LIMIT = 4096;
+/** Marks a chunked token: `~<count>~<tag>~<first part>`. Tokens never start with it (base64url and "."). */
+const CHUNKED = '~';
+const TAG_LENGTH = 8;
+
 /**
- * The token in a cookie. Tokens are base64url text, so values are neither percent-encoded nor decoded.
- * When the `Cookie` header holds the name more than once, the first one counts, as with every server
- * using the `cookie` package; browsers send the cookie with the most specific path first.
+ * The token in a cookie, split into numbered chunks when it does not fit in one.
+ *
+ * Chunk naming, for a cookie named `session` split in three:
+ *
+ *   session=~3~<tag>~<part 0>   session.1=<part 1>   session.2=<part 2>
+ *
+ * `<tag>` is 8 characters of the SHA-256 of the whole token, so chunks from two different responses are
+ * never put together. A token is read back only when every chunk is present and the tag matches;
+ * otherwise the request is treated as carrying a bad token. Chunks a smaller session no longer needs are
+ * expired in the same response.
+ *
+ * Tokens are base64url text, so values are neither percent-encoded nor decoded. When the `Cookie` header
+ * holds the name more than once, the first one counts (browsers send the most specific path first).
  */
 export class CookieTransport implements SessionTransport {
   readonly tokenName: string;
   readonly #attributes: SerializeOptions;
   readonly #secure: boolean | 'auto';
+  readonly #maxChunks: number;
   /** `name=` as it appears in a Cookie header, to skip parsing headers that cannot hold the cookie. */
   readonly #needle: string;
+  /** A token of this many characters or more cannot be real; refused unread. */
+  readonly #maxToken: number;
 
   constructor(
     private readonly io: HttpIo,
     cookie: SessionsConfig['cookie'],
+    maxChunks = 1,
   ) {
     this.tokenName = cookie.name;
     this.#needle = `${cookie.name}=`;
     this.#secure = cookie.secure;
+    this.#maxChunks = maxChunks;
+    this.#maxToken = maxChunks * COOKIE_LIMIT;
     this.#attributes = {
       path: cookie.path,
       domain: cookie.domain,
@@ -36,26 +60,98 @@ export class CookieTransport implements SessionTransport {
   read(req: unknown): string | undefined {
     const header = this.io.requestHeader(req, 'cookie');
     if (!header || !header.includes(this.#needle)) return undefined;
-    return parse(header, { decode: identity })[this.tokenName] || undefined;
+    const cookies = parse(header, { decode: identity });
+    const main = cookies[this.tokenName];
+    if (!main) return undefined;
+    if (!main.startsWith(CHUNKED)) return main;
+    return this.#assemble(main, cookies) ?? '';
   }
 
   write(req: unknown, res: unknown, token: string, maxAge: number): void {
-    this.#send(req, res, token, maxAge);
+    const secure = this.#isSecure(req);
+    const values = this.#split(token, maxAge, secure);
+    // Everything is checked before the first header is appended: a refused token leaves the response clean.
+    const headers = values.map((value, i) => this.#serialize(this.#chunkName(i), value, maxAge, secure));
+    for (const name of this.#chunkNamesIn(req)) {
+      if (Number(name.slice(this.tokenName.length + 1)) >= values.length) headers.push(this.#serialize(name, '', 0, secure));
+    }
+    for (const header of headers) this.io.appendHeader(res, 'Set-Cookie', header);
+    this.io.preventSharedCaching(res, 'Cookie');
   }
 
   clear(req: unknown, res: unknown): void {
-    this.#send(req, res, '', 0);
-  }
-
-  #send(req: unknown, res: unknown, value: string, maxAge: number): void {
-    const secure = this.#secure === 'auto' ? this.io.isHttps(req) : this.#secure;
-    const header = serialize(this.tokenName, value, {
-      ...this.#attributes,
-      secure,
-      maxAge,
-      expires: maxAge === 0 ? new Date(0) : undefined,
-    });
-    this.io.appendHeader(res, 'Set-Cookie', header);
+    const secure = this.#isSecure(req);
+    this.io.appendHeader(res, 'Set-Cookie', this.#serialize(this.tokenName, '', 0, secure));
+    for (const name of this.#chunkNamesIn(req)) this.io.appendHeader(res, 'Set-Cookie', this.#serialize(name, '', 0, secure));
     this.io.preventSharedCaching(res, 'Cookie');
   }
+
+  #isSecure(req: unknown): boolean {
+    return this.#secure === 'auto' ? this.io.isHttps(req) : this.#secure;
+  }
+
+  #chunkName(index: number): string {
+    return index === 0 ? this.tokenName : `${this.tokenName}.${index}`;
+  }
+
+  #serialize(name: string, value: string, maxAge: number, secure: boolean): string {
+    return serialize(name, value, { ...this.#attributes, secure, maxAge, expires: maxAge === 0 ? new Date(0) : undefined });
+  }
+
+  /** The chunk cookies (`name.1`, `name.2`, ...) the request carries, whatever the main cookie says. */
+  #chunkNamesIn(req: unknown): string[] {
+    const header = this.io.requestHeader(req, 'cookie');
+    if (!header || !header.includes(`${this.tokenName}.`)) return [];
+    const prefix = `${this.tokenName}.`;
+    return Object.keys(parse(header, { decode: identity })).filter(
+      (name) => name.startsWith(prefix) && /^[1-9][0-9]?$/.test(name.slice(prefix.length)),
+    );
+  }
+
+  /** The token from its chunks, or undefined when one is missing, extra, or from another token. */
+  #assemble(main: string, cookies: Record<string, string | undefined>): string | undefined {
+    const match = /^~([2-9]|1[0-9]|20)~([A-Za-z0-9_-]{8})~(.+)$/.exec(main);
+    if (!match) return undefined;
+    const count = Number(match[1]);
+    if (count > this.#maxChunks) return undefined;
+    const parts = [match[3]!];
+    let length = parts[0]!.length;
+    for (let i = 1; i < count; i++) {
+      const part = cookies[this.#chunkName(i)];
+      if (!part) return undefined;
+      length += part.length;
+      if (length > this.#maxToken) return undefined;
+      parts.push(part);
+    }
+    const token = parts.join('');
+    return tag(token) === match[2] ? token : undefined;
+  }
+
+  /** Cookie values for `token`: itself if it fits, else chunks; throws SessionTooLargeError past maxChunks. */
+  #split(token: string, maxAge: number, secure: boolean): string[] {
+    const room = (index: number) => COOKIE_LIMIT - this.#serialize(this.#chunkName(index), '', maxAge, secure).length;
+    if (token.length <= room(0)) return [token];
+    let capacity = room(0);
+    for (let count = 2; count <= this.#maxChunks; count++) {
+      capacity += room(count - 1);
+      const prefix = `${CHUNKED}${count}${CHUNKED}${'x'.repeat(TAG_LENGTH)}${CHUNKED}`;
+      if (token.length > capacity - prefix.length) continue;
+      const values: string[] = [];
+      let offset = room(0) - prefix.length;
+      values.push(`${CHUNKED}${count}${CHUNKED}${tag(token)}${CHUNKED}${token.slice(0, offset)}`);
+      for (let i = 1; i < count; i++) {
+        const size = room(i);
+        values.push(token.slice(offset, offset + size));
+        offset += size;
+      }
+      return values;
+    }
+    const prefixLength = `${CHUNKED}${this.#maxChunks}${CHUNKED}${'x'.repeat(TAG_LENGTH)}${CHUNKED}`.length;
+    const limit = this.#maxChunks === 1 ? room(0) : capacity - prefixLength;
+    throw new SessionTooLargeError(token.length, limit, this.#maxChunks);
+  }
+}
+
+function tag(token: string): string {
+  return createHash('sha256').update(token).digest('base64url').slice(0, TAG_LENGTH);
 }

@@ -1,0 +1,136 @@
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import type { SessionTimes } from '../stores/session-store.js';
+import type { Keyring, SessionKey } from './keyring.js';
+import { randomView } from './random.js';
+
+/**
+ * The sealed cookie format, version 1. Everything is base64url of:
+ *
+ *   version (1) | key id (4) | salt (16) | iv (12) | AES-256-GCM( times (3 x 8) | session id (16) | payload ) | tag (16)
+ *
+ * - The key id names which secret sealed the token, so rotation costs one decryption, not one per secret.
+ * - Each token is encrypted under its own key, HMAC-SHA256(seal key, salt), with a random 128-bit salt.
+ *   A 96-bit random IV alone would make a repeated (key, IV) pair, which breaks GCM, likely after about
+ *   2^32 seals under one secret: a busy site reaches that. With a fresh key per token it never happens.
+ * - The associated data is the header and the cookie name, so a token replayed under another cookie
+ *   name does not open. Times are inside the seal: the client can neither read nor extend them.
+ */
+export const SEAL_VERSION = 1;
+const KID = 4;
+const SALT = 16;
+const IV = 12;
+const TAG = 16;
+const HEADER = 1 + KID + SALT + IV;
+const TIMES = 3 * 8;
+export const SEALED_ID_BYTES = 16;
+const PLAIN_HEAD = TIMES + SEALED_ID_BYTES;
+/** The shortest possible token: an empty payload. */
+const MIN_BYTES = HEADER + PLAIN_HEAD + TAG;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** How far in the future an issue time may be before the token is refused (clocks of several servers drift). */
+export const CLOCK_SKEW_MS = 60_000;
+
+export interface SealContents {
+  /** 16 bytes, as base64url (22 characters). */
+  id: string;
+  times: SessionTimes;
+  payload: string;
+}
+
+export type Opened = SealContents & { keyIndex: number };
+
+export type OpenFailure =
+  | 'malformed'
+  | 'unknown key'
+  | 'tampered'
+  | 'expired'
+  | 'future-dated';
+
+function tokenKey(key: SessionKey, salt: Buffer): Buffer {
+  return createHmac('sha256', key.sealKey).update(salt).digest();
+}
+
+function aad(header: Buffer, tokenName: string): Buffer {
+  return Buffer.concat([header, Buffer.from(tokenName, 'utf8')]);
+}
+
+/** Seals with the newest key. */
+export function seal(keyring: Keyring, tokenName: string, contents: SealContents): string {
+  const key = keyring.current;
+  const header = Buffer.allocUnsafe(HEADER);
+  header[0] = SEAL_VERSION;
+  key.id.copy(header, 1);
+  randomView(SALT + IV).copy(header, 1 + KID);
+  const salt = header.subarray(1 + KID, 1 + KID + SALT);
+  const iv = header.subarray(1 + KID + SALT);
+
+  const head = Buffer.allocUnsafe(PLAIN_HEAD);
+  head.writeDoubleBE(contents.times.createdAt, 0);
+  head.writeDoubleBE(contents.times.refreshedAt, 8);
+  head.writeDoubleBE(contents.times.expiresAt, 16);
+  if (Buffer.from(contents.id, 'base64url').copy(head, TIMES) !== SEALED_ID_BYTES) {
+    throw new Error('A sealed session ID must be 16 bytes');
+  }
+
+  const cipher = createCipheriv('aes-256-gcm', tokenKey(key, salt), iv, { authTagLength: TAG });
+  cipher.setAAD(aad(header, tokenName));
+  const body = Buffer.concat([cipher.update(head), cipher.update(contents.payload, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  return Buffer.concat([header, body]).toString('base64url');
+}
+
+/**
+ * Opens a token, or says why it would not. Never throws: anything from the client is untrusted input.
+ * `now` is checked against the sealed times (expiry, and issue times in the future beyond the skew).
+ */
+export function open(
+  keyring: Keyring,
+  tokenName: string,
+  token: string,
+  now: number,
+): Opened | { failure: OpenFailure } {
+  if (token.length < Math.ceil((MIN_BYTES * 4) / 3) || !BASE64URL.test(token)) return { failure: 'malformed' };
+  const bytes = Buffer.from(token, 'base64url');
+  // Node's decoder forgives odd lengths and stray bits in the last character: insist on the one spelling.
+  if (bytes.length < MIN_BYTES || bytes.toString('base64url') !== token) return { failure: 'malformed' };
+  if (bytes[0] !== SEAL_VERSION) return { failure: 'malformed' };
+
+  const kid = bytes.subarray(1, 1 + KID);
+  const keys = keyring.keys;
+  let keyIndex = -1;
+  for (let i = 0; i < keys.length; i++) {
+    if (keys[i]!.id.equals(kid)) {
+      keyIndex = i;
+      break;
+    }
+  }
+  if (keyIndex < 0) return { failure: 'unknown key' };
+
+  const header = bytes.subarray(0, HEADER);
+  const salt = bytes.subarray(1 + KID, 1 + KID + SALT);
+  const iv = bytes.subarray(1 + KID + SALT, HEADER);
+  const tag = bytes.subarray(bytes.length - TAG);
+  let plain: Buffer;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', tokenKey(keys[keyIndex]!, salt), iv, { authTagLength: TAG });
+    decipher.setAAD(aad(header, tokenName));
+    decipher.setAuthTag(tag);
+    plain = Buffer.concat([decipher.update(bytes.subarray(HEADER, bytes.length - TAG)), decipher.final()]);
+  } catch {
+    return { failure: 'tampered' };
+  }
+
+  const times: SessionTimes = {
+    createdAt: plain.readDoubleBE(0),
+    refreshedAt: plain.readDoubleBE(8),
+    expiresAt: plain.readDoubleBE(16),
+  };
+  if (!(times.createdAt <= times.refreshedAt && times.refreshedAt <= times.expiresAt)) return { failure: 'malformed' };
+  if (times.refreshedAt > now + CLOCK_SKEW_MS) return { failure: 'future-dated' };
+  if (times.expiresAt <= now) return { failure: 'expired' };
+  return {
+    id: plain.subarray(TIMES, PLAIN_HEAD).toString('base64url'),
+    times,
+    payload: plain.subarray(PLAIN_HEAD).toString('utf8'),
+    keyIndex,
+  };
+}

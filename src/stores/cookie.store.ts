@@ -1,0 +1,112 @@
+import { randomToken } from '../crypto/random.js';
+import { open, seal, SEALED_ID_BYTES } from '../crypto/seal.js';
+import type { SessionData, SessionPatch } from '../session.js';
+import { SessionsConfigError, SessionSerializationError } from '../sessions.errors.js';
+import type { IssuedToken, LoadedSession, SessionStore, SessionStoreContext, SessionTimes } from './session-store.js';
+
+/** Turns session data into text and back. Must round-trip what it is given; `parse` may throw on bad input. */
+export interface SessionSerializer {
+  stringify(data: SessionData): string;
+  parse(text: string): SessionData;
+}
+
+export interface CookieSessionStoreOptions {
+  /** Default: JSON. */
+  serializer?: SessionSerializer;
+  /**
+   * How many cookies one session may be split across (each at most 4096 bytes with its attributes).
+   * Past that, saving throws `SessionTooLargeError`. Default 4, at most 20.
+   */
+  maxChunks?: number;
+}
+
+const JSON_SERIALIZER: SessionSerializer = { stringify: JSON.stringify, parse: JSON.parse };
+
+/**
+ * Keeps the whole session in the cookie, encrypted and authenticated with AES-256-GCM (see
+ * `crypto/seal.ts`): the client can neither read nor change it, and its times are sealed inside, so the
+ * server decides when it expires.
+ *
+ * What a cookie cannot do: be revoked. `destroy()` expires the cookie in the browser, but a copy taken
+ * earlier opens until its sealed expiry. Where logging out must revoke, use a server-side store.
+ * Concurrent requests each seal the whole session, so the last response wins.
+ */
+export class CookieSessionStore implements SessionStore {
+  readonly maxChunks: number;
+  readonly #serializer: SessionSerializer;
+
+  constructor(options: CookieSessionStoreOptions = {}) {
+    const { serializer = JSON_SERIALIZER, maxChunks = 4 } = options;
+    if (!Number.isInteger(maxChunks) || maxChunks < 1 || maxChunks > 20) {
+      throw new SessionsConfigError(`CookieSessionStore: maxChunks must be a whole number from 1 to 20; got ${String(maxChunks)}`);
+    }
+    if (typeof serializer?.stringify !== 'function' || typeof serializer.parse !== 'function') {
+      throw new SessionsConfigError('CookieSessionStore: serializer needs stringify(data) and parse(text) functions');
+    }
+    this.maxChunks = maxChunks;
+    this.#serializer = serializer;
+  }
+
+  async load(token: string, ctx: SessionStoreContext): Promise<LoadedSession | undefined> {
+    const opened = open(ctx.keyring, ctx.tokenName, token, Date.now());
+    if ('failure' in opened) {
+      ctx.logger.debug?.(`Session cookie refused: ${opened.failure}`, 'CookieSessionStore');
+      return undefined;
+    }
+    let data: unknown;
+    try {
+      data = this.#serializer.parse(opened.payload);
+    } catch (err) {
+      ctx.logger.debug?.(`Session cookie refused: its payload did not parse (${(err as Error).message})`, 'CookieSessionStore');
+      return undefined;
+    }
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      ctx.logger.debug?.('Session cookie refused: its payload is not an object', 'CookieSessionStore');
+      return undefined;
+    }
+    return { id: opened.id, data: data as SessionData, times: opened.times, reissue: opened.keyIndex > 0 };
+  }
+
+  async create(data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken> {
+    return this.#seal(randomToken(SEALED_ID_BYTES), data, times, ctx);
+  }
+
+  async update(
+    loaded: LoadedSession,
+    _patch: SessionPatch,
+    data: SessionData,
+    times: SessionTimes,
+    ctx: SessionStoreContext,
+  ): Promise<IssuedToken> {
+    return this.#seal(loaded.id, data, times, ctx);
+  }
+
+  async touch(loaded: LoadedSession, data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken> {
+    return this.#seal(loaded.id, data, times, ctx);
+  }
+
+  /** Nothing is kept on the server: expiring the cookie is all there is to do. */
+  async destroy(): Promise<void> {}
+
+  #seal(id: string, data: SessionData, times: SessionTimes, ctx: SessionStoreContext): IssuedToken {
+    return { id, token: seal(ctx.keyring, ctx.tokenName, { id, times, payload: this.#stringify(data) }) };
+  }
+
+  #stringify(data: SessionData): string {
+    try {
+      const text = this.#serializer.stringify(data);
+      if (typeof text !== 'string') throw new Error('the serializer did not return a string');
+      return text;
+    } catch (err) {
+      // Name the key that failed, so the error says what to fix.
+      for (const key of Object.keys(data)) {
+        try {
+          this.#serializer.stringify({ [key]: data[key] });
+        } catch (keyErr) {
+          throw new SessionSerializationError(key, keyErr);
+        }
+      }
+      throw new SessionSerializationError('(session)', err);
+    }
+  }
+}
