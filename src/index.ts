@@ -12,6 +12,7 @@ export {
   SessionSerializationError,
   SessionsNotConfiguredError,
   SessionTooLargeError,
+  SessionStoreUnavailableError,
 } from './sessions.errors.js';
 export type {
   SessionStore,
@@ -20,8 +21,9 @@ export type {
   SessionTimes,
   IssuedToken,
 } from './stores/session-store.js';
-export { ServerSessionStore, type StoredSession } from './stores/server-store.js';
+export { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './stores/server-store.js';
 export { CookieSessionStore, type CookieSessionStoreOptions, type SessionSerializer } from './stores/cookie.store.js';
+export { RedisSessionStore, type RedisSessionStoreOptions } from './stores/redis.store.js';
 export { InMemorySessionStore, type InMemorySessionStoreOptions } from './stores/memory.store.js';
 
 import type { TrackedSession, SessionData } from './session.js';

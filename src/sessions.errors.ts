@@ -50,3 +50,15 @@ export class SessionTooLargeError extends Error {
     );
   }
 }
+
+/**
+ * The session store failed or did not answer within its timeout. Requests that need the session get a
+ * 503 through Nest's exception layer; the next request tries again, so a store that comes back works
+ * without a restart.
+ */
+export class SessionStoreUnavailableError extends Error {
+  override readonly name = 'SessionStoreUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

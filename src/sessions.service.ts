@@ -1,9 +1,9 @@
-import { Inject, Injectable, Logger, type ExecutionContext } from '@nestjs/common';
+import { Inject, Injectable, Logger, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { SESSION_HANDLE, SESSION_STORE, SESSIONS_CONFIG } from './sessions.constants.js';
 import { TrackedSession, type SessionData } from './session.js';
 import { isLive, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
-import { SessionsNotConfiguredError } from './sessions.errors.js';
+import { SessionsNotConfiguredError, SessionStoreUnavailableError } from './sessions.errors.js';
 import type { SessionsConfig } from './sessions.options.js';
 import type { IssuedToken, LoadedSession, SessionStore, SessionStoreContext } from './stores/session-store.js';
 import { CookieTransport } from './transport/cookie.transport.js';
@@ -88,6 +88,26 @@ export class SessionsService {
   get logger(): Logger {
     return this.#logger;
   }
+
+  #outageLoggedAt = 0;
+  #outageSuppressed = 0;
+
+  /**
+   * @internal A store that is down or slow becomes a 503 the client can understand; the cause goes to
+   * the log, at most once every 10 seconds during an outage, with a count of what was not repeated.
+   */
+  unavailable(err: SessionStoreUnavailableError): ServiceUnavailableException {
+    const now = Date.now();
+    if (now - this.#outageLoggedAt >= 10_000) {
+      const more = this.#outageSuppressed ? ` (${this.#outageSuppressed} more since the last report)` : '';
+      this.#logger.error(`Session store unavailable: ${err.message}${more}`);
+      this.#outageLoggedAt = now;
+      this.#outageSuppressed = 0;
+    } else {
+      this.#outageSuppressed++;
+    }
+    return new ServiceUnavailableException('The session store is unavailable; try again shortly', { cause: err });
+  }
 }
 
 function isExecutionContext(value: unknown): value is ExecutionContext {
@@ -114,7 +134,7 @@ export class SessionHandle {
   ) {}
 
   load(): Promise<TrackedSession> {
-    return (this.#loading ??= this.#load());
+    return (this.#loading ??= this.#unavailableAs503(this.#load()));
   }
 
   async #load(): Promise<TrackedSession> {
@@ -139,7 +159,7 @@ export class SessionHandle {
 
   /** Saves what changed, if anything; calls are queued so that two saves never overlap. */
   save(): Promise<void> {
-    const next = this.#saving.then(() => this.#save());
+    const next = this.#saving.then(() => this.#unavailableAs503(this.#save()));
     this.#saving = next.catch(() => undefined);
     return next;
   }
@@ -197,6 +217,14 @@ export class SessionHandle {
       }
     }
     session._committed(this.#loaded?.id);
+  }
+
+  async #unavailableAs503<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (err) {
+      throw err instanceof SessionStoreUnavailableError ? this.service.unavailable(err) : err;
+    }
   }
 
   /** The session ended elsewhere (logout in another request, expiry): its changes are not written back. */

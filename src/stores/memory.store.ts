@@ -32,7 +32,7 @@ export class InMemorySessionStore extends ServerSessionStore implements OnModule
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: InMemorySessionStoreOptions = {}) {
-    super();
+    super({ timeout: 0 });
     const { maxSessions = 10_000, sweepInterval = 60 } = options;
     if (!Number.isInteger(maxSessions) || maxSessions < 1) {
       throw new SessionsConfigError(`InMemorySessionStore: maxSessions must be a whole number of at least 1; got ${String(maxSessions)}`);

@@ -1,5 +1,6 @@
 import { newSessionId, signId, verifySignedId } from '../crypto/sign.js';
 import type { SessionData, SessionPatch } from '../session.js';
+import { SessionsConfigError, SessionSerializationError, SessionStoreUnavailableError } from '../sessions.errors.js';
 import type {
   IssuedToken,
   LoadedSession,
@@ -17,6 +18,16 @@ export interface StoredSession {
 /** How many fresh IDs `create` tries before it gives up; with 256-bit IDs a second try never happens. */
 const CREATE_ATTEMPTS = 3;
 
+const NEVER_ABORTED = new AbortController().signal;
+
+export interface ServerSessionStoreOptions {
+  /**
+   * Milliseconds to wait for the backend before the request fails with a 503. Default 1000; 0 waits
+   * as long as the backend takes (for stores that cannot be slow, such as the in-memory one).
+   */
+  timeout?: number;
+}
+
 /**
  * The base of every store that keeps sessions on the server (memory, Redis, PostgreSQL, your own).
  *
@@ -26,21 +37,69 @@ const CREATE_ATTEMPTS = 3;
  * `patch` and `refresh` only change a record that still exists.
  */
 export abstract class ServerSessionStore implements SessionStore {
+  /** Milliseconds a backend call may take; 0 for no limit. */
+  protected readonly timeout: number;
+
+  constructor(options: ServerSessionStoreOptions = {}) {
+    const { timeout = 1000 } = options;
+    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
+      throw new SessionsConfigError(`${new.target.name}: timeout must be a number of milliseconds, 0 or more; got ${String(timeout)}`);
+    }
+    this.timeout = timeout;
+  }
+
+  // Each primitive gets an AbortSignal that fires when the timeout runs out: a backend that can drop a
+  // command still queued (node-redis can) should, so a slow or absent server does not pile up work.
+
   /** The record of `id`, or undefined when there is none, it has expired, or it cannot be read. */
-  protected abstract read(id: string): Promise<StoredSession | undefined>;
+  protected abstract read(id: string, signal: AbortSignal): Promise<StoredSession | undefined>;
   /** Creates the record; returns false, changing nothing, when `id` is taken. */
-  protected abstract insert(id: string, data: SessionData, times: SessionTimes): Promise<boolean>;
+  protected abstract insert(id: string, data: SessionData, times: SessionTimes, signal: AbortSignal): Promise<boolean>;
   /** Applies `patch` and the new times to a live record; returns false, creating nothing, when there is none. */
-  protected abstract patch(id: string, patch: SessionPatch, times: SessionTimes): Promise<boolean>;
+  protected abstract patch(id: string, patch: SessionPatch, times: SessionTimes, signal: AbortSignal): Promise<boolean>;
   /** Sets new times on a live record; returns false, creating nothing, when there is none. */
-  protected abstract refresh(id: string, times: SessionTimes): Promise<boolean>;
+  protected abstract refresh(id: string, times: SessionTimes, signal: AbortSignal): Promise<boolean>;
   /** Deletes the record, if there is one. */
-  protected abstract remove(id: string): Promise<void>;
+  protected abstract remove(id: string, signal: AbortSignal): Promise<void>;
+
+  /**
+   * Runs a backend call within the timeout. A failure that is the data's fault (it cannot be serialised)
+   * passes through; any other becomes a SessionStoreUnavailableError, which the module answers with 503.
+   */
+  protected async guard<T>(what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = this.timeout === 0 ? undefined : new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    let work: Promise<T>;
+    try {
+      work = call(controller?.signal ?? NEVER_ABORTED);
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    try {
+      if (!controller) return await work;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          controller.abort();
+          reject(new SessionStoreUnavailableError(`${this.constructor.name}: ${what} took longer than ${this.timeout} ms`));
+        }, this.timeout);
+      });
+      return await Promise.race([work, expired]);
+    } catch (err) {
+      if (err instanceof SessionSerializationError || err instanceof SessionStoreUnavailableError) throw err;
+      throw new SessionStoreUnavailableError(
+        `${this.constructor.name}: ${what} failed: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    } finally {
+      clearTimeout(timer);
+      work.catch(() => undefined); // a call abandoned at the timeout may still fail later: nobody is listening
+    }
+  }
 
   async load(token: string, ctx: SessionStoreContext): Promise<LoadedSession | undefined> {
     const verified = verifySignedId(token, ctx.keyring);
     if (!verified) return undefined;
-    const record = await this.read(verified.id);
+    const record = await this.guard('reading a session', (signal) => this.read(verified.id, signal));
     if (!record || record.times.expiresAt <= Date.now()) return undefined;
     return { id: verified.id, data: record.data, times: record.times, reissue: verified.keyIndex > 0 };
   }
@@ -48,7 +107,7 @@ export abstract class ServerSessionStore implements SessionStore {
   async create(data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken> {
     for (let attempt = 0; attempt < CREATE_ATTEMPTS; attempt++) {
       const id = newSessionId();
-      if (await this.insert(id, data, times)) return { id, token: signId(id, ctx.keyring) };
+      if (await this.guard('creating a session', (signal) => this.insert(id, data, times, signal))) return { id, token: signId(id, ctx.keyring) };
     }
     throw new Error(`Could not find a free session ID in ${CREATE_ATTEMPTS} attempts; is the store's insert working?`);
   }
@@ -60,7 +119,7 @@ export abstract class ServerSessionStore implements SessionStore {
     times: SessionTimes,
     ctx: SessionStoreContext,
   ): Promise<IssuedToken | undefined> {
-    if (!(await this.patch(loaded.id, patch, times))) return undefined;
+    if (!(await this.guard('saving a session', (signal) => this.patch(loaded.id, patch, times, signal)))) return undefined;
     return { id: loaded.id, token: signId(loaded.id, ctx.keyring) };
   }
 
@@ -70,11 +129,11 @@ export abstract class ServerSessionStore implements SessionStore {
     times: SessionTimes,
     ctx: SessionStoreContext,
   ): Promise<IssuedToken | undefined> {
-    if (!(await this.refresh(loaded.id, times))) return undefined;
+    if (!(await this.guard('refreshing a session', (signal) => this.refresh(loaded.id, times, signal)))) return undefined;
     return { id: loaded.id, token: signId(loaded.id, ctx.keyring) };
   }
 
   async destroy(loaded: LoadedSession): Promise<void> {
-    await this.remove(loaded.id);
+    await this.guard('deleting a session', (signal) => this.remove(loaded.id, signal));
   }
 }

@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { SessionsConfigError, SessionStoreUnavailableError } from '../sessions.errors.js';
+
+/**
+ * The few things the Redis store needs from a client, whichever client it is. The store takes the
+ * user's own client and never imports `redis` or `ioredis`: both are optional peers.
+ */
+export interface RedisCommands {
+  /** Which client this is, for messages. */
+  readonly kind: string;
+  /** Sends one command about `key` (clusters route by it). */
+  command(key: string, args: string[], readonly: boolean, signal: AbortSignal): Promise<unknown>;
+}
+
+/** node-redis v5: `createClient()`. */
+interface NodeRedisClient {
+  sendCommand(args: string[], options?: { abortSignal?: AbortSignal }): Promise<unknown>;
+  readonly isReady: boolean;
+  readonly isOpen: boolean;
+}
+
+/** node-redis v5: `createCluster()`. */
+interface NodeRedisCluster {
+  sendCommand(firstKey: string, isReadonly: boolean, args: string[], options?: { abortSignal?: AbortSignal }): Promise<unknown>;
+  readonly isOpen: boolean;
+  readonly masters: unknown;
+}
+
+/** ioredis: `new Redis()` and `new Cluster()`. */
+interface IoRedisClient {
+  call(command: string, ...args: string[]): Promise<unknown>;
+  readonly status: string;
+  readonly isCluster?: boolean;
+}
+
+/** ioredis states in which a command is sent (or, for a lazy client, starts the connection). */
+const IOREDIS_SENDING = new Set(['ready', 'wait']);
+
+function unavailable(kind: string, state: string): SessionStoreUnavailableError {
+  return new SessionStoreUnavailableError(`RedisSessionStore: the ${kind} client is not connected (${state})`);
+}
+
+/**
+ * Works out which client it was given. A client that is not connected fails at once instead of queueing
+ * the command: the client's offline queue never grows because of sessions, and the next request after
+ * the client reconnects works again.
+ */
+export function redisCommands(client: unknown): RedisCommands {
+  const c = client as Partial<NodeRedisClient & NodeRedisCluster & IoRedisClient> | null;
+  if (c && typeof c.call === 'function' && typeof c.status === 'string') {
+    const io = c as IoRedisClient;
+    const kind = io.isCluster ? 'ioredis Cluster' : 'ioredis';
+    return {
+      kind,
+      command: async (_key, [name, ...args]) => {
+        if (!IOREDIS_SENDING.has(io.status)) throw unavailable(kind, io.status);
+        return io.call(name!, ...args);
+      },
+    };
+  }
+  if (c && typeof c.sendCommand === 'function' && 'masters' in c) {
+    const cluster = c as NodeRedisCluster;
+    return {
+      kind: 'node-redis cluster',
+      command: async (key, args, readonly, signal) => {
+        if (!cluster.isOpen) throw unavailable('node-redis cluster', 'closed');
+        return cluster.sendCommand(key, readonly, args, { abortSignal: signal });
+      },
+    };
+  }
+  if (c && typeof c.sendCommand === 'function' && typeof c.isReady === 'boolean') {
+    const node = c as NodeRedisClient;
+    return {
+      kind: 'node-redis',
+      command: async (_key, args, _readonly, signal) => {
+        if (!node.isReady) throw unavailable('node-redis', node.isOpen ? 'reconnecting' : 'closed: call connect() first');
+        return node.sendCommand(args, { abortSignal: signal });
+      },
+    };
+  }
+  throw new SessionsConfigError(
+    'RedisSessionStore needs a Redis client: a node-redis v5 client (createClient or createCluster, connected) ' +
+      'or an ioredis Redis or Cluster instance',
+  );
+}
+
+/** A Lua script, sent by SHA1 and loaded on the first NOSCRIPT (a restarted or failed-over server). */
+export class RedisScript {
+  readonly sha: string;
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(redis: RedisCommands, key: string, args: string[], signal: AbortSignal): Promise<unknown> {
+    try {
+      return await redis.command(key, ['EVALSHA', this.sha, '1', key, ...args], false, signal);
+    } catch (err) {
+      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+      return redis.command(key, ['EVAL', this.source, '1', key, ...args], false, signal);
+    }
+  }
+}
+
+/** HGETALL's reply as pairs, whatever shape the client gives it (RESP2 flat array, RESP3 map or object). */
+export function hashEntries(reply: unknown): [string, string][] {
+  if (Array.isArray(reply)) {
+    const out: [string, string][] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) out.push([String(reply[i]), String(reply[i + 1])]);
+    return out;
+  }
+  if (reply instanceof Map) return [...reply].map(([k, v]) => [String(k), String(v)]);
+  if (reply && typeof reply === 'object') return Object.entries(reply).map(([k, v]) => [k, String(v)]);
+  return [];
+}

@@ -1,0 +1,134 @@
+import { Logger } from '@nestjs/common';
+import type { SessionData, SessionPatch } from '../session.js';
+import { SessionsConfigError } from '../sessions.errors.js';
+import { serializeFields } from './fields.js';
+import { hashEntries, redisCommands, RedisScript, type RedisCommands } from './redis-client.js';
+import { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './server-store.js';
+import type { SessionTimes } from './session-store.js';
+
+export interface RedisSessionStoreOptions extends ServerSessionStoreOptions {
+  /** Prefix of every session's key. Default `sess:`. */
+  prefix?: string;
+}
+
+/** The metadata field; data fields are the session's keys behind a "." so that no key can collide with it. */
+const META = '@';
+const DATA = '.';
+
+// Every script touches one key, so it runs unchanged on Redis Cluster. Expired keys do not EXISTS.
+
+/** ARGV: expiresAt (ms), meta, then field/value pairs. Insert-only: an existing key is left alone. */
+const CREATE = new RedisScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], '${META}', ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`);
+
+/**
+ * ARGV: expiresAt (ms), meta, replace ("1" clears the data first), n, n fields to delete, then
+ * field/value pairs to set. Applies only to a live session: a destroyed one is never brought back.
+ * With no fields it is the touch that pushes the expiry back.
+ */
+const PATCH = new RedisScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+local n = tonumber(ARGV[4])
+for i = 5, 4 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
+redis.call('HSET', KEYS[1], '${META}', ARGV[2])
+for i = 5 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`);
+
+function meta(times: SessionTimes): string {
+  return `${times.createdAt}:${times.refreshedAt}:${times.expiresAt}`;
+}
+
+function parseMeta(text: string | undefined): SessionTimes | undefined {
+  const parts = text?.split(':').map(Number);
+  if (!parts || parts.length !== 3 || !parts.every(Number.isFinite)) return undefined;
+  return { createdAt: parts[0]!, refreshedAt: parts[1]!, expiresAt: parts[2]! };
+}
+
+/**
+ * Sessions in Redis or Valkey, through your own client: node-redis v5 (`createClient`, `createCluster`)
+ * or ioredis (`Redis`, `Cluster`), detected automatically.
+ *
+ * One hash per session (`<prefix><id>`), one field per top-level key plus a metadata field, expiring
+ * with the session. Loading is one HGETALL. Saving is one script that applies only what changed, only to
+ * a session that still exists, and sets the expiry: concurrent requests that change different keys both
+ * keep their changes, and a request that finishes after a logout does not bring the session back.
+ * Every command names one key, so it runs on Redis Cluster unchanged.
+ */
+export class RedisSessionStore extends ServerSessionStore {
+  readonly #redis: RedisCommands;
+  readonly #prefix: string;
+  readonly #logger = new Logger('RedisSessionStore');
+
+  constructor(client: unknown, options: RedisSessionStoreOptions = {}) {
+    super(options);
+    const { prefix = 'sess:' } = options;
+    if (typeof prefix !== 'string') throw new SessionsConfigError(`RedisSessionStore: prefix must be a string; got ${typeof prefix}`);
+    this.#redis = redisCommands(client);
+    this.#prefix = prefix;
+  }
+
+  /** The Redis key of a session ID. */
+  key(id: string): string {
+    return this.#prefix + id;
+  }
+
+  protected async read(id: string, signal: AbortSignal): Promise<StoredSession | undefined> {
+    const key = this.key(id);
+    const entries = hashEntries(await this.#redis.command(key, ['HGETALL', key], true, signal));
+    if (entries.length === 0) return undefined;
+    let times: SessionTimes | undefined;
+    const fields: [string, string][] = [];
+    for (const [field, value] of entries) {
+      if (field === META) times = parseMeta(value);
+      else if (field.startsWith(DATA)) fields.push([field.slice(1), value]);
+    }
+    if (!times) return this.#corrupt(key, 'no readable metadata');
+    const data: SessionData = {};
+    try {
+      for (const [name, json] of fields) {
+        Object.defineProperty(data, name, { value: JSON.parse(json), enumerable: true, writable: true, configurable: true });
+      }
+    } catch (err) {
+      return this.#corrupt(key, (err as Error).message);
+    }
+    return { data, times };
+  }
+
+  protected async insert(id: string, data: SessionData, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
+    const args = [String(times.expiresAt), meta(times)];
+    for (const [name, json] of serializeFields(data)) args.push(DATA + name, json);
+    return Number(await CREATE.run(this.#redis, this.key(id), args, signal)) === 1;
+  }
+
+  protected async patch(id: string, patch: SessionPatch, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
+    const changes = serializeFields(patch.set);
+    const args = [String(times.expiresAt), meta(times), patch.replace ? '1' : '0', String(patch.unset.length)];
+    for (const name of patch.unset) args.push(DATA + name);
+    for (const [name, json] of changes) args.push(DATA + name, json);
+    return Number(await PATCH.run(this.#redis, this.key(id), args, signal)) === 1;
+  }
+
+  protected async refresh(id: string, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
+    const args = [String(times.expiresAt), meta(times), '0', '0'];
+    return Number(await PATCH.run(this.#redis, this.key(id), args, signal)) === 1;
+  }
+
+  protected async remove(id: string, signal: AbortSignal): Promise<void> {
+    const key = this.key(id);
+    await this.#redis.command(key, ['DEL', key], false, signal);
+  }
+
+  #corrupt(key: string, why: string): undefined {
+    // Only the start of the ID: enough to find the record, not enough to matter if logs leak.
+    this.#logger.warn(`Ignoring an unreadable session (${key.slice(0, this.#prefix.length + 8)}...): ${why}`);
+    return undefined;
+  }
+}

@@ -1,0 +1,263 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { ServerSessionStore, SessionsModuleOptions } from '../../src/index.js';
+import { createApp, Latch, latches, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
+import type { TcpProxy } from '../fixtures/tcp-proxy.js';
+import { Keyring } from '../../src/crypto/keyring.js';
+import { newSessionId, signId } from '../../src/crypto/sign.js';
+
+/** A store on a real backend, with ways to look behind it. */
+export interface StoreUnderTest {
+  store: ServerSessionStore;
+  /** Whether the backend holds a record for the (unsigned) session ID. */
+  exists(id: string): Promise<boolean>;
+  /** Milliseconds the backend will keep the record, by the app's clock. */
+  ttl(id: string): Promise<number>;
+  /** The commands or statements the backend ran so far, each as 'read' or 'write'. */
+  sent(): ('read' | 'write')[];
+  /** Spoils the stored record so that it cannot be read. */
+  corrupt(id: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type MakeStore = (options?: { timeout?: number; port?: number }) => Promise<StoreUnderTest>;
+
+/** The behaviour every server-side store must have, over real HTTP against a real backend. */
+export function describeServerStore(name: string, make: MakeStore): void {
+  describe(`${name}: sessions over HTTP`, () => {
+    let app: INestApplication;
+    let http: ReturnType<INestApplication['getHttpServer']>;
+    let backend: StoreUnderTest;
+    let logger: RecordingLogger;
+    const opened: { close(): Promise<void> }[] = [];
+
+    async function newApp(options: Partial<SessionsModuleOptions> = {}, store = backend.store) {
+      const other = await createApp({ secret: SECRET, store, ...options }, { logger });
+      opened.push(other);
+      return other.getHttpServer();
+    }
+    const idOf = async (cookie: string) => (await request(http).get('/read').set('Cookie', cookie)).body.id as string;
+
+    beforeAll(async () => {
+      backend = await make();
+      logger = new RecordingLogger();
+      app = await createApp({ secret: SECRET, store: backend.store, maxAge: 3600 }, { logger });
+      http = app.getHttpServer();
+    });
+    afterEach(() => vi.useRealTimers());
+    afterAll(async () => {
+      await Promise.all(opened.map((o) => o.close()));
+      await app.close();
+      await backend.close();
+    });
+
+    it('the session lives in the store; the cookie holds only a signed ID', async () => {
+      const res = await request(http).post('/write').send({ value: 'in the store' }).expect(201);
+      const cookie = sessionCookie(res);
+      expect(cookie).toMatch(/^session=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/);
+      const id = await idOf(cookie);
+      expect(cookie.slice('session='.length, 'session='.length + 43)).toBe(id);
+      expect(await backend.exists(id)).toBe(true);
+      expect((await request(http).get('/read').set('Cookie', cookie)).body.value).toBe('in the store');
+    });
+
+    it('the record expires with the session, and a save pushes the expiry back', async () => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
+      const id = await idOf(cookie);
+      const first = await backend.ttl(id);
+      expect(first).toBeGreaterThan(3_590_000);
+      expect(first).toBeLessThanOrEqual(3_600_000);
+      vi.setSystemTime(Date.now() + 600_000);
+      await request(http).post('/write').set('Cookie', cookie).send({ value: 2 }).expect(201);
+      // By the moved clock, the record again has the full hour ahead of it.
+      expect(await backend.ttl(id)).toBeGreaterThan(3_590_000);
+    });
+
+    it('with rolling, a read pushes the expiry back (a touch, no data written)', async () => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const server = await newApp({ maxAge: 600, rolling: true });
+      const cookie = sessionCookie(await request(server).post('/write').send({ value: 1 }));
+      const id = (await request(server).get('/read').set('Cookie', cookie)).body.id as string;
+      vi.setSystemTime(Date.now() + 300_000);
+      const before = backend.sent().length;
+      const res = await request(server).get('/read').set('Cookie', cookie).expect(200);
+      expect(sessionSetCookies(res)[0]).toMatch(/Max-Age=600;/);
+      expect(backend.sent().slice(before)).toEqual(['read', 'write']);
+      expect(await backend.ttl(id)).toBeGreaterThan(590_000);
+    });
+
+    it('loading is one read; read-only requests write nothing', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
+      const before = backend.sent().length;
+      for (let i = 0; i < 20; i++) {
+        const res = await request(http).get('/read').set('Cookie', cookie).expect(200);
+        expect(setCookies(res)).toEqual([]);
+      }
+      expect(backend.sent().slice(before)).toEqual(Array(20).fill('read'));
+    });
+
+    it('a change is one read and one write', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
+      const before = backend.sent().length;
+      await request(http).post('/write').set('Cookie', cookie).send({ value: 2 }).expect(201);
+      expect(backend.sent().slice(before)).toEqual(['read', 'write']);
+    });
+
+    it('cookieless reads and forged IDs reach no store; an unknown signed ID costs one read', async () => {
+      const before = backend.sent().length;
+      for (let i = 0; i < 50; i++) await request(http).get('/read').expect(200);
+      await request(http).get('/read').set('Cookie', `session=${'A'.repeat(43)}.${'B'.repeat(43)}`).expect(200);
+      await request(http).get('/read').set('Cookie', "session=' OR 1=1 --").expect(200);
+      expect(backend.sent().length).toBe(before);
+      const unknown = `session=${signId(newSessionId(), new Keyring([SECRET]))}`;
+      const res = await request(http).get('/read').set('Cookie', unknown).expect(200);
+      expect(res.body.isNew).toBe(true);
+      expect(backend.sent().slice(before)).toEqual(['read']);
+    });
+
+    it('two overlapping requests that change different keys both keep their changes', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 0 }));
+      const latch = new Latch();
+      latches.set(`${name}-overlap`, latch);
+      const slow = request(http).post('/set/a').set('Cookie', cookie).send({ value: 'A', wait: `${name}-overlap` }).then((r) => r);
+      await new Promise((r) => setTimeout(r, 100));
+      await request(http).post('/set/b').set('Cookie', cookie).send({ value: 'B' }).expect(201);
+      latch.open();
+      expect((await slow).status).toBe(201);
+      expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({ value: 0, a: 'A', b: 'B' });
+    });
+
+    it('a slow request that finishes after a logout does not bring the session back', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 0 }));
+      const id = await idOf(cookie);
+      const latch = new Latch();
+      latches.set(`${name}-logout`, latch);
+      const slow = request(http).post('/set/late').set('Cookie', cookie).send({ value: 1, wait: `${name}-logout` }).then((r) => r);
+      await new Promise((r) => setTimeout(r, 100));
+      await request(http).post('/logout').set('Cookie', cookie).send({}).expect(201);
+      latch.open();
+      expect((await slow).status).toBe(201);
+      expect(await backend.exists(id)).toBe(false);
+      expect((await request(http).get('/read').set('Cookie', cookie)).body.isNew).toBe(true);
+    });
+
+    it('regenerate leaves no old record; destroy leaves none at all', async () => {
+      const agent = request.agent(http);
+      const oldCookie = sessionCookie(await agent.post('/write').send({ value: 'kept' }));
+      const oldId = await idOf(oldCookie);
+      await agent.post('/login').send({ user: 'ann' }).expect(201);
+      const newId = (await agent.get('/read')).body.id as string;
+      expect(newId).not.toBe(oldId);
+      expect(await backend.exists(oldId)).toBe(false);
+      expect(await backend.exists(newId)).toBe(true);
+      expect((await agent.get('/all')).body).toEqual({ value: 'kept', user: 'ann' });
+      await agent.post('/logout').send({}).expect(201);
+      expect(await backend.exists(newId)).toBe(false);
+    });
+
+    it('a corrupt stored record is treated as missing, and logged', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
+      await backend.corrupt(await idOf(cookie));
+      const res = await request(http).get('/read').set('Cookie', cookie).expect(200);
+      expect(res.body.isNew).toBe(true);
+      expect(logger.messages('warn').some((m) => /unreadable session/i.test(m))).toBe(true);
+    });
+
+    it('two app instances sharing the store see the same session', async () => {
+      const other = await newApp();
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 'shared' }));
+      expect((await request(other).get('/read').set('Cookie', cookie)).body.value).toBe('shared');
+      await request(other).post('/set/b').set('Cookie', cookie).send({ value: 'from the other' }).expect(201);
+      expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({ value: 'shared', b: 'from the other' });
+    });
+
+    it('keys such as "__proto__" and non-ASCII text round-trip', async () => {
+      const agent = request.agent(http);
+      await agent.post('/set/__proto__').send({ value: { polluted: true } }).expect(201);
+      await agent.post('/set/text').send({ value: 'Zoë 🍕 日本' }).expect(201);
+      const all = await agent.get('/all');
+      expect(all.text).toBe('{"__proto__":{"polluted":true},"text":"Zoë 🍕 日本"}');
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    });
+
+    it('a value that cannot be stored fails with a 500 and writes nothing', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
+      const before = backend.sent().length;
+      await request(http).post('/unserialisable').set('Cookie', cookie).expect(500);
+      expect(backend.sent().slice(before)).toEqual(['read']);
+      expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({ value: 1 });
+    });
+  });
+}
+
+/** Poll until `check` passes or `ms` runs out (for a client reconnecting in the background). */
+export async function eventually(check: () => Promise<void>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** A store whose backend goes away or hangs: a bounded wait, a clear 503, and recovery without a restart. */
+export function describeStoreFaults(name: string, make: MakeStore, proxy: () => TcpProxy): void {
+  describe(`${name}: when the backend is down or slow`, () => {
+    let app: INestApplication;
+    let http: ReturnType<INestApplication['getHttpServer']>;
+    let backend: StoreUnderTest;
+    let logger: RecordingLogger;
+
+    beforeAll(async () => {
+      backend = await make({ timeout: 300, port: proxy().port });
+      logger = new RecordingLogger();
+      app = await createApp({ secret: SECRET, store: backend.store }, { logger });
+      http = app.getHttpServer();
+    });
+    afterAll(async () => {
+      await app.close();
+      await backend.close();
+    });
+
+    it('down: a 503 with a clear message, quickly; back up: the next requests work', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 'before' }).expect(201));
+      await proxy().down();
+      const started = Date.now();
+      const res = await request(http).get('/read').set('Cookie', cookie);
+      expect(res.status).toBe(503);
+      expect(res.body.message).toBe('The session store is unavailable; try again shortly');
+      expect(Date.now() - started).toBeLessThan(5_000); // a bound against hanging, not a speed test
+      expect(logger.messages('error').some((m) => m.startsWith('Session store unavailable'))).toBe(true);
+      // Handlers without a session do not care.
+      await request(http).get('/none').expect(200);
+      await proxy().up();
+      await eventually(async () => {
+        expect((await request(http).get('/read').set('Cookie', cookie)).body.value).toBe('before');
+      });
+      await request(http).post('/write').set('Cookie', cookie).send({ value: 'after' }).expect(201);
+    });
+
+    it('hanging: the wait is bounded by the timeout, then 503; never a 200 with lost changes', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 'before' }).expect(201));
+      proxy().hang();
+      const started = Date.now();
+      const results = await Promise.all(
+        Array.from({ length: 5 }, () => request(http).post('/write').set('Cookie', cookie).send({ value: 'lost?' })),
+      );
+      expect(results.map((r) => r.status)).toEqual([503, 503, 503, 503, 503]);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await proxy().down();
+      await proxy().up();
+      await eventually(async () => {
+        expect((await request(http).get('/read').set('Cookie', cookie)).status).toBe(200);
+      });
+      await request(http).post('/write').set('Cookie', cookie).send({ value: 'after' }).expect(201);
+      expect((await request(http).get('/read').set('Cookie', cookie)).body.value).toBe('after');
+    });
+  });
+}
