@@ -1,5 +1,5 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { SESSION_HANDLE, TAKES_SESSION } from './sessions.constants.js';
+import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionsNotConfiguredError } from './sessions.errors.js';
 import type { SessionHandle } from './sessions.service.js';
 
@@ -21,6 +21,24 @@ function sessionOf(_data: unknown, context: ExecutionContext) {
 
 const SessionParam = createParamDecorator(sessionOf);
 
+/** Method names that take `@Session()`, by the class that declares them. */
+const sessionMethods = new WeakMap<object, Set<string | symbol>>();
+
+/**
+ * Whether a handler takes `@Session()`. Looked up by class and method name, not on the function, so a
+ * method decorator that wraps the handler (logging, tracing) does not hide it.
+ */
+export function takesSession(controller: Function, handler: Function): boolean {
+  for (let cls: Function | null = controller; cls && cls !== Function.prototype; cls = Object.getPrototypeOf(cls) as Function | null) {
+    const names = sessionMethods.get(cls);
+    if (!names) continue;
+    for (const name of names) {
+      if ((controller.prototype as Record<string | symbol, unknown>)?.[name] === handler) return true;
+    }
+  }
+  return false;
+}
+
 /**
  * The request's session, loaded before the handler runs and saved after it, if it changed:
  *
@@ -34,8 +52,9 @@ export function Session(): ParameterDecorator {
   return (target, propertyKey, index) => {
     param(target, propertyKey, index);
     if (propertyKey === undefined) return;
-    // Marked on the method itself, so the interceptor knows at a glance which handlers take a session.
-    const handler = (target as Record<string | symbol, unknown>)[propertyKey];
-    if (typeof handler === 'function') Object.defineProperty(handler, TAKES_SESSION, { value: true });
+    const cls = (target as { constructor: Function }).constructor;
+    let names = sessionMethods.get(cls);
+    if (!names) sessionMethods.set(cls, (names = new Set()));
+    names.add(propertyKey);
   };
 }

@@ -224,11 +224,19 @@ export class TrackedSession<T extends object = SessionData> {
 
   /** @internal Called once a save went through: what was saved is the new starting point. */
   _committed(id: string | undefined): void {
+    // Objects the handler holds may still change in place after this save: snapshot them as saved.
+    const held = new Set([...this.#setKeys, ...(this.#snapshots?.keys() ?? [])]);
+    this.#snapshots = undefined;
+    for (const key of held) {
+      const value = this.#values.get(key);
+      if (typeof value === 'object' && value !== null) {
+        (this.#snapshots ??= new Map()).set(key, safeStringify(value) ?? UNSERIALISABLE);
+      }
+    }
     this.#id = id;
     this.#setKeys.clear();
     this.#deletedKeys.clear();
     this.#cleared = false;
-    this.#snapshots = undefined;
     this.#regenerate = false;
     this.#destroyed = false;
     this.#restart = false;

@@ -6,17 +6,21 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { catchError, concatMap, from, mergeMap, type Observable } from 'rxjs';
-import { SESSION_HANDLE, TAKES_SESSION } from './sessions.constants.js';
+import { takesSession } from './session.decorator.js';
+import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionsService, type SessionHandle } from './sessions.service.js';
 
 /**
  * Loads the session before the handler and saves it after, once, only if something changed.
  *
- * Handlers that do not take `@Session()` pass straight through (a property lookup) unless a guard
+ * Handlers that do not take `@Session()` pass straight through (one WeakMap lookup) unless a guard
  * loaded the session, in which case its changes are saved too.
  */
 @Injectable()
 export class SessionsInterceptor implements NestInterceptor {
+  /** Whether each handler takes `@Session()`: worked out on its first request, then one lookup. */
+  readonly #takes = new WeakMap<Function, boolean>();
+
   constructor(private readonly sessions: SessionsService) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -24,7 +28,10 @@ export class SessionsInterceptor implements NestInterceptor {
     const req = context.switchToHttp().getRequest<{ [SESSION_HANDLE]?: SessionHandle }>();
     let handle = req[SESSION_HANDLE];
     if (!handle) {
-      if ((context.getHandler() as { [TAKES_SESSION]?: boolean })[TAKES_SESSION] !== true) return next.handle();
+      const handler = context.getHandler();
+      let takes = this.#takes.get(handler);
+      if (takes === undefined) this.#takes.set(handler, (takes = takesSession(context.getClass(), handler)));
+      if (!takes) return next.handle();
       handle = this.sessions.handleOf(context);
     }
     handle.where = `${context.getClass().name}.${context.getHandler().name}`;

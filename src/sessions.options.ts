@@ -60,8 +60,8 @@ export interface SessionsConfig {
 const FORROOT = 'SessionsModule.forRoot()';
 /** RFC 6265 token characters (cookie names). */
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Visible ASCII except `;` and `,`: nothing that could end the attribute or start another. */
-const COOKIE_PATH = /^\/[\x21-\x2b\x2d-\x3a\x3c-\x7e]*$/;
+/** Visible ASCII except `;`, `,` and `=`: nothing that could end the attribute or start another. */
+const COOKIE_PATH = /^\/[\x21-\x2b\x2d-\x3a\x3c\x3e-\x7e]*$/;
 const COOKIE_DOMAIN = /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
 function fail(message: string): never {
@@ -110,7 +110,7 @@ function cookieOptions(input: SessionCookieOptions | undefined): SessionsConfig[
     fail(`cookie.name ${JSON.stringify(name)} is not a valid cookie name: use letters, digits and !#$%&'*+-.^_\`|~, no spaces, ";", ",", "=" or quotes`);
   }
   if (typeof path !== 'string' || !COOKIE_PATH.test(path)) {
-    fail(`cookie.path ${JSON.stringify(path)} must start with "/" and contain no spaces, control characters, ";" or ","`);
+    fail(`cookie.path ${JSON.stringify(path)} must start with "/" and contain no spaces, control characters, ";", "," or "="`);
   }
   if (domain !== undefined && (typeof domain !== 'string' || !COOKIE_DOMAIN.test(domain))) {
     fail(`cookie.domain ${JSON.stringify(domain)} is not a host name (letters, digits, "-" and ".")`);
@@ -125,8 +125,10 @@ function cookieOptions(input: SessionCookieOptions | undefined): SessionsConfig[
   if (sameSite === 'none' && secure !== true) {
     fail(`cookie.sameSite 'none' needs cookie.secure: true (browsers drop SameSite=None cookies without Secure)`);
   }
-  if (name.startsWith('__Secure-') && secure !== true) fail(`a "__Secure-" cookie name needs cookie.secure: true`);
-  if (name.startsWith('__Host-') && (secure !== true || path !== '/' || domain !== undefined)) {
+  // Browsers match the prefixes without regard to case.
+  const lower = name.toLowerCase();
+  if (lower.startsWith('__secure-') && secure !== true) fail(`a "__Secure-" cookie name needs cookie.secure: true`);
+  if (lower.startsWith('__host-') && (secure !== true || path !== '/' || domain !== undefined)) {
     fail(`a "__Host-" cookie name needs cookie.secure: true, cookie.path "/" and no cookie.domain`);
   }
   return { name, path, domain, sameSite, secure, httpOnly };

@@ -75,12 +75,12 @@ export class SessionsService {
   }
 
   /** @internal Logs once per handler that a session change could not reach the client. */
-  warnHeadersSent(where: string): void {
+  warnHeadersSent(where: string, what: string): void {
     if (this.#warnedHandlers.has(where)) return;
     this.#warnedHandlers.add(where);
     this.#logger.warn(
-      `${where}: the response was sent before the session was saved, so the session cookie could not be ` +
-        `updated (the store was written where possible). Call "await session.save()" before sending the response.`,
+      `${where}: the response was sent before the session was saved, so ${what}. ` +
+        `Call "await session.save()" before sending the response.`,
     );
   }
 
@@ -121,6 +121,10 @@ export class SessionHandle {
   #loaded: LoadedSession | undefined;
   /** The request carried a token, whether or not it opened. */
   #hadToken = false;
+  /** The token the client holds, as far as this request knows. */
+  #token: string | undefined;
+  /** How many cookies this response has set so far (chunks), so a later save can expire the extra ones. */
+  #written = 0;
   #loading: Promise<TrackedSession> | undefined;
   #saving: Promise<void> = Promise.resolve();
   #discarded = false;
@@ -143,6 +147,7 @@ export class SessionHandle {
     let loaded: LoadedSession | undefined;
     if (token !== undefined) {
       this.#hadToken = true;
+      this.#token = token;
       loaded = await store.load(token, storeContext);
       if (loaded && !isLive(loaded.times, config, Date.now())) loaded = undefined;
       if (!loaded) this.service.logger.debug?.('A session token did not open (unknown, expired or not ours); starting a new session');
@@ -171,50 +176,61 @@ export class SessionHandle {
     const pending = session._pending();
     const loaded = this.#loaded;
     const now = Date.now();
+    // Once the response is out, no cookie can be set: nothing that needs a new token is written.
+    const sent = this.service.io.headersSent(this.res);
     let issued: IssuedToken | undefined;
-    let expireCookie = false;
+    let expire = false;
 
     if (pending.destroy) {
+      // Deleted even when the response is gone: a logout must end the session on the server.
       if (loaded) await store.destroy(loaded, ctx);
-      expireCookie = this.#hadToken;
       this.#loaded = undefined;
+      expire = this.#hadToken;
     } else if (pending.regenerate || !loaded) {
       const data = session._data();
-      if (pending.regenerate || Object.keys(data).length > 0) {
+      if (!pending.regenerate && Object.keys(data).length === 0) {
+        // Nothing to keep: a token that did not open is expired, so the client stops sending it.
+        expire = this.#hadToken && !sent;
+      } else if (sent) {
+        this.service.warnHeadersSent(this.where, 'the new session was not stored; the previous one, if any, is unchanged');
+        return;
+      } else if (loaded && !(await store.destroy(loaded, ctx)) && !pending.restart) {
+        // Deleted first, so that a logout that won the race stays a logout: a regenerate never revives it.
+        this.#gone();
+      } else {
         // Keep the creation time across regenerate: a new ID does not extend the absolute timeout.
         const createdAt = loaded && !pending.restart ? loaded.times.createdAt : now;
         const times = refreshedTimes(config, now, createdAt);
         issued = await store.create(data, times, ctx);
-        if (loaded) await store.destroy(loaded, ctx);
         this.#loaded = { id: issued.id, data: {}, times };
-      } else {
-        // Nothing to keep: a token that did not open is expired, so the client stops sending it.
-        expireCookie = this.#hadToken;
       }
     } else if (pending.modified) {
       const times = refreshedTimes(config, now, loaded.times.createdAt);
       issued = await store.update(loaded, pending.patch, session._data(), times, ctx);
       if (issued) this.#loaded = { ...loaded, times, reissue: false };
       else this.#gone();
-      expireCookie = !issued;
-    } else if (loaded.reissue || isTouchDue(loaded.times, config, now)) {
+    } else if (!sent && (loaded.reissue || isTouchDue(loaded.times, config, now))) {
       const times = refreshedTimes(config, now, loaded.times.createdAt);
       issued = await store.touch(loaded, session._data(), times, ctx);
       if (issued) this.#loaded = { ...loaded, times, reissue: false };
       else this.#gone();
-      expireCookie = !issued;
     }
 
-    if (issued || expireCookie) {
-      if (this.service.io.headersSent(this.res)) {
-        this.service.warnHeadersSent(this.where);
-      } else {
-        const { transport } = this.service;
-        // May throw (SessionTooLargeError) before any header is appended: the client keeps its old cookie.
-        if (issued) transport.write(this.req, this.res, issued.token, secondsLeft(this.#loaded!.times, now));
-        else transport.clear(this.req, this.res);
-        this.#hadToken = issued !== undefined;
+    if (sent) {
+      // Server-side stores keep the token on a save: then nothing was lost. A new token or an expiry was.
+      if (expire || (issued && issued.token !== this.#token)) {
+        this.service.warnHeadersSent(this.where, 'the session cookie could not be updated (the store was written where possible)');
       }
+    } else if (issued) {
+      // May throw (SessionTooLargeError) before any header is appended: the client keeps its old cookie.
+      const cookies = this.service.transport.write(this.req, this.res, issued.token, secondsLeft(this.#loaded!.times, now), this.#written);
+      this.#written = Math.max(this.#written, cookies);
+      this.#token = issued.token;
+      this.#hadToken = true;
+    } else if (expire) {
+      this.service.transport.clear(this.req, this.res, this.#written);
+      this.#token = undefined;
+      this.#hadToken = false;
     }
     session._committed(this.#loaded?.id);
   }
@@ -227,7 +243,11 @@ export class SessionHandle {
     }
   }
 
-  /** The session ended elsewhere (logout in another request, expiry): its changes are not written back. */
+  /**
+   * The session ended elsewhere (a logout in another request, expiry) while this request ran: its
+   * changes are dropped, and the client's cookie is left alone, since it may already hold a newer
+   * session (a login that happened meanwhile). A stale token is expired by the next request that reads it.
+   */
   #gone(): void {
     this.service.logger.debug?.('The session ended while this request was running; its changes were dropped');
     this.#loaded = undefined;

@@ -2,6 +2,7 @@ import { randomToken } from '../crypto/random.js';
 import { open, seal, SEALED_ID_BYTES } from '../crypto/seal.js';
 import type { SessionData, SessionPatch } from '../session.js';
 import { SessionsConfigError, SessionSerializationError } from '../sessions.errors.js';
+import { jsonObject, serializeFields } from './fields.js';
 import type { IssuedToken, LoadedSession, SessionStore, SessionStoreContext, SessionTimes } from './session-store.js';
 
 /** Turns session data into text and back. Must round-trip what it is given; `parse` may throw on bad input. */
@@ -20,7 +21,8 @@ export interface CookieSessionStoreOptions {
   maxChunks?: number;
 }
 
-const JSON_SERIALIZER: SessionSerializer = { stringify: JSON.stringify, parse: JSON.parse };
+/** JSON, key by key, so that a value JSON would silently drop (a function, undefined) is an error naming its key. */
+const JSON_SERIALIZER: SessionSerializer = { stringify: (data) => jsonObject(serializeFields(data)), parse: JSON.parse };
 
 /**
  * Keeps the whole session in the cookie, encrypted and authenticated with AES-256-GCM (see
@@ -86,7 +88,9 @@ export class CookieSessionStore implements SessionStore {
   }
 
   /** Nothing is kept on the server: expiring the cookie is all there is to do. */
-  async destroy(): Promise<void> {}
+  async destroy(): Promise<boolean> {
+    return true;
+  }
 
   #seal(id: string, data: SessionData, times: SessionTimes, ctx: SessionStoreContext): IssuedToken {
     return { id, token: seal(ctx.keyring, ctx.tokenName, { id, times, payload: this.#stringify(data) }) };
@@ -98,6 +102,7 @@ export class CookieSessionStore implements SessionStore {
       if (typeof text !== 'string') throw new Error('the serializer did not return a string');
       return text;
     } catch (err) {
+      if (err instanceof SessionSerializationError) throw err;
       // Name the key that failed, so the error says what to fix.
       for (const key of Object.keys(data)) {
         try {

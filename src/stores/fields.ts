@@ -30,3 +30,8 @@ export function parseFields(fields: Iterable<[string, string]>): SessionData {
   }
   return data;
 }
+
+/** A JSON object from serialised fields, without parsing and serialising each value again. */
+export function jsonObject(fields: readonly [string, string][]): string {
+  return `{${fields.map(([key, json]) => `${JSON.stringify(key)}:${json}`).join(',')}}`;
+}

@@ -109,8 +109,10 @@ export class InMemorySessionStore extends ServerSessionStore implements OnModule
     return true;
   }
 
-  protected async remove(id: string): Promise<void> {
+  protected async remove(id: string): Promise<boolean> {
+    const live = this.#live(id) !== undefined;
     this.#records.delete(id);
+    return live;
   }
 
   /** The record if it is live, moved to the most recently used end; an expired one is dropped. */

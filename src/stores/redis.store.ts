@@ -121,9 +121,9 @@ export class RedisSessionStore extends ServerSessionStore {
     return Number(await PATCH.run(this.#redis, this.key(id), args, signal)) === 1;
   }
 
-  protected async remove(id: string, signal: AbortSignal): Promise<void> {
+  protected async remove(id: string, signal: AbortSignal): Promise<boolean> {
     const key = this.key(id);
-    await this.#redis.command(key, ['DEL', key], false, signal);
+    return Number(await this.#redis.command(key, ['DEL', key], false, signal)) > 0;
   }
 
   #corrupt(key: string, why: string): undefined {

@@ -59,8 +59,8 @@ export abstract class ServerSessionStore implements SessionStore {
   protected abstract patch(id: string, patch: SessionPatch, times: SessionTimes, signal: AbortSignal): Promise<boolean>;
   /** Sets new times on a live record; returns false, creating nothing, when there is none. */
   protected abstract refresh(id: string, times: SessionTimes, signal: AbortSignal): Promise<boolean>;
-  /** Deletes the record, if there is one. */
-  protected abstract remove(id: string, signal: AbortSignal): Promise<void>;
+  /** Deletes the record; returns whether there was a live one. */
+  protected abstract remove(id: string, signal: AbortSignal): Promise<boolean>;
 
   /**
    * Runs a backend call within the timeout. A failure that is the data's fault (it cannot be serialised)
@@ -133,7 +133,7 @@ export abstract class ServerSessionStore implements SessionStore {
     return { id: loaded.id, token: signId(loaded.id, ctx.keyring) };
   }
 
-  async destroy(loaded: LoadedSession): Promise<void> {
-    await this.guard('deleting a session', (signal) => this.remove(loaded.id, signal));
+  async destroy(loaded: LoadedSession): Promise<boolean> {
+    return this.guard('deleting a session', (signal) => this.remove(loaded.id, signal));
   }
 }

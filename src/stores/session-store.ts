@@ -70,8 +70,11 @@ export interface SessionStore {
     times: SessionTimes,
     ctx: SessionStoreContext,
   ): Promise<IssuedToken | undefined>;
-  /** Deletes a session. Deleting one that is already gone is not an error. */
-  destroy(loaded: LoadedSession, ctx: SessionStoreContext): Promise<void>;
+  /**
+   * Deletes a session. Deleting one that is already gone is not an error; it returns false, so that a
+   * regenerate racing a logout knows the logout won. Stores that cannot tell (the cookie store) return true.
+   */
+  destroy(loaded: LoadedSession, ctx: SessionStoreContext): Promise<boolean>;
 }
 
 /** True when `value` has every method of `SessionStore`. */

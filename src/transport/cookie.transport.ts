@@ -67,23 +67,29 @@ export class CookieTransport implements SessionTransport {
     return this.#assemble(main, cookies) ?? '';
   }
 
-  write(req: unknown, res: unknown, token: string, maxAge: number): void {
+  write(req: unknown, res: unknown, token: string, maxAge: number, written = 0): number {
     const secure = this.#isSecure(req);
     const values = this.#split(token, maxAge, secure);
     // Everything is checked before the first header is appended: a refused token leaves the response clean.
     const headers = values.map((value, i) => this.#serialize(this.#chunkName(i), value, maxAge, secure));
-    for (const name of this.#chunkNamesIn(req)) {
-      if (Number(name.slice(this.tokenName.length + 1)) >= values.length) headers.push(this.#serialize(name, '', 0, secure));
-    }
+    for (const name of this.#staleChunks(req, values.length, written)) headers.push(this.#serialize(name, '', 0, secure));
     for (const header of headers) this.io.appendHeader(res, 'Set-Cookie', header);
+    this.io.preventSharedCaching(res, 'Cookie');
+    return values.length;
+  }
+
+  clear(req: unknown, res: unknown, written = 0): void {
+    const secure = this.#isSecure(req);
+    this.io.appendHeader(res, 'Set-Cookie', this.#serialize(this.tokenName, '', 0, secure));
+    for (const name of this.#staleChunks(req, 1, written)) this.io.appendHeader(res, 'Set-Cookie', this.#serialize(name, '', 0, secure));
     this.io.preventSharedCaching(res, 'Cookie');
   }
 
-  clear(req: unknown, res: unknown): void {
-    const secure = this.#isSecure(req);
-    this.io.appendHeader(res, 'Set-Cookie', this.#serialize(this.tokenName, '', 0, secure));
-    for (const name of this.#chunkNamesIn(req)) this.io.appendHeader(res, 'Set-Cookie', this.#serialize(name, '', 0, secure));
-    this.io.preventSharedCaching(res, 'Cookie');
+  /** Chunk cookies from `keep` on that the client has (from its request, or set earlier in this response). */
+  #staleChunks(req: unknown, keep: number, written: number): string[] {
+    const names = new Set(this.#chunkNamesIn(req).filter((name) => Number(name.slice(this.tokenName.length + 1)) >= keep));
+    for (let i = keep; i < written; i++) names.add(this.#chunkName(i));
+    return [...names];
   }
 
   #isSecure(req: unknown): boolean {

@@ -4,8 +4,12 @@ export interface SessionTransport {
   readonly tokenName: string;
   /** The token the request carries, or undefined. Never throws for bad input. */
   read(req: unknown): string | undefined;
-  /** Sends `token`, to be kept for `maxAge` seconds. */
-  write(req: unknown, res: unknown, token: string, maxAge: number): void;
-  /** Tells the client to drop the token. */
-  clear(req: unknown, res: unknown): void;
+  /**
+   * Sends `token`, to be kept for `maxAge` seconds. `written` is how many cookies this response set
+   * before (a second save in one response), so their extra chunks are expired too. Returns how many
+   * cookies it set.
+   */
+  write(req: unknown, res: unknown, token: string, maxAge: number, written?: number): number;
+  /** Tells the client to drop the token (and any chunks this response set before). */
+  clear(req: unknown, res: unknown, written?: number): void;
 }

@@ -92,6 +92,31 @@ describe('the cookie store', () => {
     }
   });
 
+  it('chunks whose tag does not match are refused, even when they put together a valid token', async () => {
+    const jar = new Jar().apply(await request(http).post('/set/big').send({ value: text(10_000) }));
+    expect((await request(http).get('/all').set('Cookie', jar.header())).body.big).toHaveLength(10_000);
+    const main = jar.cookies.get('session')!;
+    const tag = main.split('~')[2]!;
+    jar.cookies.set('session', main.replace(`~${tag}~`, `~${tag[0] === 'A' ? 'B' : 'A'}${tag.slice(1)}~`));
+    const res = await request(http).get('/all').set('Cookie', jar.header()).expect(200);
+    expect(res.body).toEqual({});
+  });
+
+  it('two saves in one response expire the chunks the second no longer needs', async () => {
+    const jar = new Jar();
+    const res = await request(http).post('/set-twice').send({ first: text(10_000), second: 'small' }).expect(201);
+    jar.apply(res);
+    expect(jar.names()).toEqual(['session']);
+    expect((await request(http).get('/all').set('Cookie', jar.header())).body).toEqual({ big: 'small' });
+  });
+
+  it('a value JSON cannot hold fails the save, naming the key, instead of vanishing', async () => {
+    const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
+    const res = await request(http).post('/unserialisable').set('Cookie', cookie).expect(500);
+    expect(setCookies(res)).toEqual([]);
+    expect(logger.messages('error').join('\n')).toMatch(/Session key "big" holds a value that cannot be serialised/);
+  });
+
   it('a 100 KB session fails with SessionTooLargeError before any header, and the previous cookie still works', async () => {
     const jar = new Jar().apply(await request(http).post('/write').send({ value: 'before' }));
     const res = await request(http).post('/set/huge').set('Cookie', jar.header()).send({ value: text(100_000) }).expect(500);

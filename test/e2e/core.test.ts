@@ -134,6 +134,7 @@ describe('sessions over HTTP (in-memory store)', () => {
     ['garbage', 'session=garbage'],
     ['a forged signature', `session=${'A'.repeat(43)}.${'B'.repeat(43)}`],
     ['100 KB', `session=${'x'.repeat(100_000)}`],
+    ['12 KB', `session=${'x'.repeat(12_000)}`],
     ['SQL', `session=' OR 1=1; --`],
     ['encoded NUL bytes', `session=${'%00'.repeat(29)}`],
     ['repeated names', `session=a; session=${'A'.repeat(43)}.${'B'.repeat(43)}; session=`],
@@ -144,7 +145,7 @@ describe('sessions over HTTP (in-memory store)', () => {
     try {
       const res = await request(other.getHttpServer()).get('/read').set('Cookie', cookie);
       if (cookie.length > 16_000) {
-        // Node refuses headers over 16 KiB before any of our code runs.
+        // Node refuses headers over 16 KiB before any of our code runs; the 12 KB case reaches us.
         expect(res.status).toBe(431);
       } else {
         expect(res.status).toBe(200);
@@ -235,8 +236,66 @@ describe('sessions over HTTP (in-memory store)', () => {
     latch.open();
     const late = await slow;
     expect(late.status).toBe(201);
-    expect(sessionSetCookies(late)[0]).toMatch(/^session=; Max-Age=0/);
+    // The changes are dropped, and the cookie left alone: the browser may hold a newer session by now.
+    expect(setCookies(late)).toEqual([]);
     expect((await request(http).get('/read').set('Cookie', cookie)).body.isNew).toBe(true);
+  });
+
+  it('a login racing a logout does not bring the session back', async () => {
+    const cookie = sessionCookie(await request(http).post('/write').send({ value: 'v' }));
+    const size = store.size;
+    const latch = new Latch();
+    latches.set('login-vs-logout', latch);
+    const login = request(http).post('/login').set('Cookie', cookie).send({ user: 'ann', wait: 'login-vs-logout' }).then((r) => r);
+    await new Promise((r) => setTimeout(r, 50));
+    await request(http).post('/logout').set('Cookie', cookie).send({}).expect(201);
+    latch.open();
+    const res = await login;
+    expect(res.status).toBe(201);
+    expect(sessionSetCookies(res)).toEqual([]);
+    expect(store.size).toBe(size - 1);
+    expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({});
+  });
+
+  it("a slow request on the old ID does not erase the cookie of a login made meanwhile", async () => {
+    const agent = request.agent(http);
+    const oldCookie = sessionCookie(await agent.post('/write').send({ value: 0 }));
+    const latch = new Latch();
+    latches.set('slow-vs-login', latch);
+    const slow = request(http).post('/set/late').set('Cookie', oldCookie).send({ value: 1, wait: 'slow-vs-login' }).then((r) => r);
+    await new Promise((r) => setTimeout(r, 50));
+    await agent.post('/login').send({ user: 'ann' }).expect(201);
+    latch.open();
+    const late = await slow;
+    expect(late.status).toBe(201);
+    expect(setCookies(late)).toEqual([]);
+    expect((await agent.get('/all')).body).toEqual({ value: 0, user: 'ann' });
+  });
+
+  it('a 4xx keeps the changes of an existing session too', async () => {
+    const agent = request.agent(http);
+    await agent.post('/write').send({ value: 1 });
+    await agent.post('/client-error').expect(400);
+    expect((await agent.get('/all')).body).toEqual({ value: 1, attempts: 1 });
+  });
+
+  it('a destroy response tells caches not to keep it', async () => {
+    const agent = request.agent(http);
+    await agent.post('/write').send({ value: 1 });
+    const out = await agent.post('/logout').send({}).expect(201);
+    expect(out.headers['cache-control']).toBe('no-store');
+    expect(out.headers['vary']).toBe('Cookie');
+  });
+
+  it('a value changed in place after save() is saved too', async () => {
+    const agent = request.agent(http);
+    await agent.post('/save-then-push').expect(201);
+    expect((await agent.get('/all')).body).toEqual({ list: ['late'] });
+  });
+
+  it('@Session() works on a handler wrapped by another method decorator', async () => {
+    const res = await request(http).get('/wrapped').expect(200);
+    expect(res.body).toEqual({ isNew: true, wrapped: true });
   });
 
   it('simultaneous first requests get distinct sessions', async () => {
@@ -285,7 +344,7 @@ describe('handlers that send the response themselves', () => {
     }
   });
 
-  it('without save(), the store is still written and a warning names the handler, once', async () => {
+  it('without save(), a new session is not stored (no cookie could reach it); a warning names the handler, once', async () => {
     const logger = new RecordingLogger();
     const store = new InMemorySessionStore();
     const app = await createApp({ secret: SECRET, store }, { logger });
@@ -294,10 +353,42 @@ describe('handlers that send the response themselves', () => {
       await request(app.getHttpServer()).post('/raw/unsaved').expect(201);
       await new Promise((r) => setTimeout(r, 20));
       expect(setCookies(res)).toEqual([]);
-      expect(store.size).toBe(2);
+      expect(store.size).toBe(0);
       const warnings = logger.messages('warn').filter((m) => m.includes('ProbeController.rawUnsaved'));
       expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain('the new session was not stored');
       expect(warnings[0]).toContain('await session.save()');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('without save(), changes to an existing server-side session are still stored', async () => {
+    const store = new InMemorySessionStore();
+    const app = await createApp({ secret: SECRET, store });
+    try {
+      const agent = request.agent(app.getHttpServer());
+      await agent.post('/write').send({ value: 1 }).expect(201);
+      await agent.post('/raw/unsaved').expect(201);
+      await new Promise((r) => setTimeout(r, 20));
+      expect((await agent.get('/all')).body).toEqual({ value: 1, raw: 'unsaved' });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('without save(), a regenerate is not applied: the old session stays, nothing unreachable is stored', async () => {
+    const logger = new RecordingLogger();
+    const store = new InMemorySessionStore();
+    const app = await createApp({ secret: SECRET, store }, { logger });
+    try {
+      const agent = request.agent(app.getHttpServer());
+      await agent.post('/write').send({ value: 1 }).expect(201);
+      await agent.post('/raw/login').expect(201);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(store.size).toBe(1);
+      expect((await agent.get('/all')).body).toEqual({ value: 1 });
+      expect(logger.messages('warn').some((m) => m.includes('ProbeController.rawLogin'))).toBe(true);
     } finally {
       await app.close();
     }

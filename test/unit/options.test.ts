@@ -71,6 +71,7 @@ describe('options', () => {
   it('paths and domains that could inject attributes are refused', () => {
     expect(error({ secret: SECRET, cookie: { path: '/a;Domain=evil' } })).toMatch(/cookie.path/);
     expect(error({ secret: SECRET, cookie: { path: 'relative' } })).toMatch(/cookie.path/);
+    expect(error({ secret: SECRET, cookie: { path: '/a=b' } })).toMatch(/cookie.path/);
     expect(error({ secret: SECRET, cookie: { domain: 'a.com; Secure' } })).toMatch(/cookie.domain/);
   });
 
@@ -79,6 +80,9 @@ describe('options', () => {
     expect(error({ secret: SECRET, cookie: { name: '__Host-s', secure: true, domain: 'a.com' } })).toMatch(/__Host-/);
     expect(error({ secret: SECRET, cookie: { name: '__Secure-s' } })).toMatch(/__Secure-/);
     expect(() => resolveSessionsConfig({ secret: SECRET, cookie: { name: '__Host-s', secure: true } })).not.toThrow();
+    // Browsers match the prefixes without regard to case.
+    expect(error({ secret: SECRET, cookie: { name: '__host-s', secure: true, domain: 'a.com' } })).toMatch(/__Host-/);
+    expect(error({ secret: SECRET, cookie: { name: '__SECURE-s' } })).toMatch(/__Secure-/);
   });
 
   it('a store that is not a store is refused', () => {

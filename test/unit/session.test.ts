@@ -137,6 +137,17 @@ describe('Session: change tracking', () => {
     expect(s._pending().patch).toEqual({ set: {}, unset: [], replace: false });
   });
 
+  it('an object changed in place after a save is a change again', () => {
+    const s = loaded({});
+    const list: string[] = [];
+    s.set('d', list as unknown as number[]);
+    s._committed('some-id');
+    expect(s.isModified).toBe(false);
+    list.push('late');
+    expect(s.isModified).toBe(true);
+    expect(s._pending().patch.set).toEqual({ d: ['late'] });
+  });
+
   it('regenerate() and destroy() are changes; destroy() empties the session', () => {
     const r = loaded({ a: 1 });
     r.regenerate();
