@@ -24,6 +24,12 @@ export type {
 export { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './stores/server-store.js';
 export { CookieSessionStore, type CookieSessionStoreOptions, type SessionSerializer } from './stores/cookie.store.js';
 export { RedisSessionStore, type RedisSessionStoreOptions } from './stores/redis.store.js';
+export {
+  PostgresSessionStore,
+  postgresSessionTableSql,
+  type PostgresSessionStoreOptions,
+  type PgPoolLike,
+} from './stores/postgres.store.js';
 export { InMemorySessionStore, type InMemorySessionStoreOptions } from './stores/memory.store.js';
 
 import type { TrackedSession, SessionData } from './session.js';

@@ -1,5 +1,7 @@
 import { Redis as IoRedis } from 'ioredis';
+import * as ioredis6 from 'ioredis6';
 import { createClient } from 'redis';
+import * as redis6 from 'redis6';
 import { Logger } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Keyring } from '../../src/crypto/keyring.js';
@@ -13,13 +15,16 @@ const up = await requireServer('Redis', REDIS_PORT);
 
 let stores = 0;
 
-const clients: Record<string, MakeStore> = {
-  'node-redis': async ({ timeout, port = REDIS_PORT } = {}) => {
-    const raw = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: () => 100 } });
+type NodeRedis = { createClient: typeof createClient };
+type IoRedisModule = { Redis: typeof IoRedis };
+
+function nodeRedis(lib: NodeRedis, label: string): MakeStore {
+  return async ({ timeout, port = REDIS_PORT } = {}) => {
+    const raw = lib.createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: () => 100 } });
     raw.on('error', () => undefined);
     await raw.connect();
     const sent: Sent = [];
-    const prefix = `test:${runId}:nr${stores++}:`;
+    const prefix = `test:${runId}:${label}${stores++}:`;
     const store = new RedisSessionStore(counted(raw, 'sendCommand', sent), { prefix, timeout });
     return inspect(store, prefix, sent, {
       exists: async (key) => (await raw.exists(key)) === 1,
@@ -27,13 +32,16 @@ const clients: Record<string, MakeStore> = {
       hset: async (key, field, value) => void (await raw.hSet(key, field, value)),
       close: async () => void (await raw.quit().catch(() => raw.destroy())),
     });
-  },
-  ioredis: async ({ timeout, port = REDIS_PORT } = {}) => {
-    const raw = new IoRedis({ host: '127.0.0.1', port, retryStrategy: () => 100, maxRetriesPerRequest: 1 });
+  };
+}
+
+function ioRedis(lib: IoRedisModule, label: string): MakeStore {
+  return async ({ timeout, port = REDIS_PORT } = {}) => {
+    const raw = new lib.Redis({ host: '127.0.0.1', port, retryStrategy: () => 100, maxRetriesPerRequest: 1 });
     raw.on('error', () => undefined);
     await new Promise((resolve) => raw.once('ready', resolve));
     const sent: Sent = [];
-    const prefix = `test:${runId}:io${stores++}:`;
+    const prefix = `test:${runId}:${label}${stores++}:`;
     const store = new RedisSessionStore(counted(raw, 'call', sent), { prefix, timeout });
     return inspect(store, prefix, sent, {
       exists: async (key) => (await raw.exists(key)) === 1,
@@ -41,7 +49,15 @@ const clients: Record<string, MakeStore> = {
       hset: async (key, field, value) => void (await raw.hset(key, field, value)),
       close: async () => void (await raw.quit().catch(() => raw.disconnect())),
     });
-  },
+  };
+}
+
+// Both majors of both clients: the store declares redis ^5 || ^6 and ioredis ^5 || ^6.
+const clients: Record<string, MakeStore> = {
+  'node-redis 5': nodeRedis({ createClient }, 'nr5-'),
+  'node-redis 6': nodeRedis(redis6 as unknown as NodeRedis, 'nr6-'),
+  'ioredis 5': ioRedis({ Redis: IoRedis }, 'io5-'),
+  'ioredis 6': ioRedis(ioredis6 as unknown as IoRedisModule, 'io6-'),
 };
 
 describe.skipIf(!up)('RedisSessionStore', () => {
@@ -57,7 +73,7 @@ describe.skipIf(!up)('RedisSessionStore', () => {
   }
 
   it('keeps each top-level key in its own hash field, next to the metadata', async () => {
-    const backend = await clients['node-redis']!();
+    const backend = await clients['node-redis 5']!();
     const raw = createClient({ socket: { port: REDIS_PORT } });
     await raw.connect();
     try {

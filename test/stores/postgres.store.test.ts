@@ -1,0 +1,165 @@
+import type { INestApplication } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { PostgresSessionStore, postgresSessionTableSql, SessionsConfigError } from '../../src/index.js';
+import { Keyring } from '../../src/crypto/keyring.js';
+import { createApp, RecordingLogger, SECRET, sessionCookie } from '../fixtures/app.js';
+import { TcpProxy } from '../fixtures/tcp-proxy.js';
+import { describeServerStore, describeStoreFaults, type MakeStore } from './server-store-suite.js';
+import { PG_PORT, requireServer, runId } from './services.js';
+
+const up = await requireServer('PostgreSQL', PG_PORT);
+
+const connection = {
+  host: '127.0.0.1',
+  database: process.env.PGDATABASE ?? 'test',
+  user: process.env.PGUSER ?? 'postgres',
+  connectionTimeoutMillis: 2000,
+};
+
+let tables = 0;
+const tableName = () => `sessions_${runId.replace(/[^a-z0-9]/gi, '_')}_${tables++}`;
+
+/** The admin pool for set-up and for looking behind the store; the store gets a pool of its own. */
+let admin: pg.Pool;
+
+const make: MakeStore = async ({ timeout, port = PG_PORT } = {}) => {
+  const table = tableName();
+  await admin.query(postgresSessionTableSql({ tableName: table }));
+  const pool = new pg.Pool({ ...connection, port, max: 5 });
+  pool.on('error', () => undefined);
+  const sent: ('read' | 'write')[] = [];
+  const counted = new Proxy(pool, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop !== 'query') return typeof value === 'function' ? value.bind(target) : value;
+      return (text: string, values?: unknown[]) => {
+        sent.push(/^\s*SELECT/i.test(text) ? 'read' : 'write');
+        return target.query(text, values);
+      };
+    },
+  });
+  const store = new PostgresSessionStore(counted, { tableName: table, timeout, pruneInterval: 0 });
+  return {
+    store,
+    sent: () => sent,
+    exists: async (id) => (await admin.query(`SELECT 1 FROM "${table}" WHERE id = $1`, [id])).rowCount === 1,
+    ttl: async (id) => ((await admin.query(`SELECT expires_at FROM "${table}" WHERE id = $1`, [id])).rows[0].expires_at as Date).getTime() - Date.now(),
+    corrupt: async (id) => void (await admin.query(`UPDATE "${table}" SET data = '[1, 2]'::jsonb WHERE id = $1`, [id])),
+    close: async () => {
+      await pool.end();
+      await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+    },
+  };
+};
+
+describe.skipIf(!up)('PostgresSessionStore', () => {
+  beforeAll(() => {
+    admin = new pg.Pool({ ...connection, port: PG_PORT, max: 3 });
+  });
+  afterAll(() => admin.end());
+
+  describeServerStore('PostgresSessionStore', make);
+
+  const proxy = new TcpProxy(PG_PORT);
+  describe('behind a proxy', () => {
+    beforeAll(() => proxy.up());
+    afterAll(() => proxy.down());
+    describeStoreFaults('PostgresSessionStore', make, () => proxy);
+  });
+
+  describe('table, pruning and options', () => {
+    it('the exported SQL creates the documented table', async () => {
+      const table = tableName();
+      await admin.query(postgresSessionTableSql({ tableName: table }));
+      const { rows } = await admin.query(
+        `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`,
+        [table],
+      );
+      expect(rows.map((r) => `${r.column_name} ${r.data_type}`)).toEqual([
+        'id text',
+        'data jsonb',
+        'created_at timestamp with time zone',
+        'refreshed_at timestamp with time zone',
+        'expires_at timestamp with time zone',
+      ]);
+      const index = await admin.query(`SELECT indexdef FROM pg_indexes WHERE tablename = $1 AND indexname = $2`, [table, `${table}_expires_at_idx`]);
+      expect(index.rows[0].indexdef).toMatch(/\(expires_at\)/);
+      await admin.query(`DROP TABLE "${table}"`);
+    });
+
+    it('createTableIfMissing creates the table at startup; the prune timer stops with the app', async () => {
+      const table = tableName();
+      const pool = new pg.Pool({ ...connection, port: PG_PORT, max: 2 });
+      const spy = vi.spyOn(globalThis, 'setInterval');
+      const store = new PostgresSessionStore(pool, { tableName: table, createTableIfMissing: true, pruneInterval: 60 });
+      const app = await createApp({ secret: SECRET, store });
+      try {
+        expect((await admin.query(`SELECT to_regclass($1) AS t`, [table])).rows[0].t).toBe(table);
+        const timer = spy.mock.results.find((r, i) => spy.mock.calls[i]![1] === 60_000)?.value as NodeJS.Timeout;
+        expect(timer.hasRef()).toBe(false);
+        const cookie = sessionCookie(await request(app.getHttpServer()).post('/write').send({ value: 'pg' }).expect(201));
+        expect((await request(app.getHttpServer()).get('/read').set('Cookie', cookie)).body.value).toBe('pg');
+        await app.close();
+        expect((timer as unknown as { _destroyed: boolean })._destroyed).toBe(true);
+      } finally {
+        spy.mockRestore();
+        await pool.end();
+        await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+      }
+    });
+
+    it('prune deletes expired rows, one instance at a time (advisory lock)', async () => {
+      const table = tableName();
+      await admin.query(postgresSessionTableSql({ tableName: table }));
+      const pool = new pg.Pool({ ...connection, port: PG_PORT, max: 2 });
+      const store = new PostgresSessionStore(pool, { tableName: table, pruneInterval: 0 });
+      const ctx = { keyring: new Keyring([SECRET]), tokenName: 'session', logger: new RecordingLogger() };
+      const other = await admin.connect();
+      try {
+        const now = Date.now();
+        for (let i = 0; i < 3; i++) await store.create({ i }, { createdAt: now, refreshedAt: now, expiresAt: now + 1_000 }, ctx);
+        const live = await store.create({ live: true }, { createdAt: now, refreshedAt: now, expiresAt: now + 3_600_000 }, ctx);
+        const later = now + 2_000;
+        // Another instance is pruning: it holds the table's lock, so this one leaves the rows alone.
+        const key = createHash('sha256').update(`nest-sessions prune "public"."${table}"`).digest().readBigInt64BE().toString();
+        await other.query('BEGIN');
+        await other.query('SELECT pg_advisory_xact_lock($1::bigint)', [key]);
+        expect(await store.prune(later)).toBe(0);
+        await other.query('ROLLBACK');
+        expect(await store.prune(later)).toBe(3);
+        expect(await store.prune(later)).toBe(0);
+        const { rows } = await admin.query(`SELECT id FROM "${table}"`);
+        expect(rows.map((r) => r.id)).toEqual([live.id]);
+      } finally {
+        other.release();
+        await pool.end();
+        await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+      }
+    });
+
+    it('a NUL character, which jsonb cannot hold, fails the save naming the key', async () => {
+      const backend = await make();
+      const app: INestApplication = await createApp({ secret: SECRET, store: backend.store }, { logger: new RecordingLogger() });
+      try {
+        await request(app.getHttpServer()).post('/set/text').send({ value: 'a\u0000b' }).expect(500);
+        expect(backend.sent().filter((s) => s === 'write')).toEqual([]);
+      } finally {
+        await app.close();
+        await backend.close();
+      }
+    });
+
+    it('bad options are refused with a clear message', () => {
+      const pool = new pg.Pool(connection);
+      expect(() => new PostgresSessionStore({} as pg.Pool)).toThrow(/needs a pg Pool/);
+      expect(() => new PostgresSessionStore(pool, { tableName: 'x; DROP TABLE y' })).toThrow(SessionsConfigError);
+      expect(() => new PostgresSessionStore(pool, { schemaName: '1abc' })).toThrow(/schemaName must be letters/);
+      expect(() => new PostgresSessionStore(pool, { pruneInterval: -1 })).toThrow(/pruneInterval/);
+      expect(() => new PostgresSessionStore(pool, { timeout: Number.NaN })).toThrow(/timeout/);
+      void pool.end();
+    });
+  });
+});
