@@ -1,15 +1,13 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionsNotConfiguredError } from './sessions.errors.js';
-import type { SessionHandle } from './sessions.service.js';
+import { notHttp, type SessionHandle } from './sessions.service.js';
+import { httpPairOf } from './transport/http.js';
 
 function sessionOf(_data: unknown, context: ExecutionContext) {
-  if (context.getType() !== 'http') {
-    throw new SessionsNotConfiguredError(
-      `@Session() works in HTTP handlers; ${context.getClass().name}.${context.getHandler().name} runs in a "${context.getType()}" context`,
-    );
-  }
-  const handle = context.switchToHttp().getRequest<{ [SESSION_HANDLE]?: SessionHandle }>()[SESSION_HANDLE];
+  const pair = httpPairOf(context);
+  if (!pair) throw notHttp(context);
+  const handle = (pair.req as { [SESSION_HANDLE]?: SessionHandle })[SESSION_HANDLE];
   if (!handle?.session) {
     throw new SessionsNotConfiguredError(
       `@Session() in ${context.getClass().name}.${context.getHandler().name} found no session: import ` +

@@ -31,22 +31,23 @@ export class SessionsNotConfiguredError extends Error {
 }
 
 /**
- * Thrown when a session does not fit in the cookies it may use. Raised before any header is sent, so the
- * response is a 500 whose log says why, and the client keeps its previous, working cookie.
+ * Thrown when a session does not fit in what carries its token (the cookies it may use, or the header).
+ * Raised before any header is sent, so the response is a 500 whose log says why, and the client keeps its
+ * previous, working token.
  */
 export class SessionTooLargeError extends Error {
   override readonly name = 'SessionTooLargeError';
   constructor(
     /** Bytes of the session token. */
     readonly size: number,
-    /** Bytes of token the allowed cookies can carry. */
+    /** Bytes of token that fit. */
     readonly limit: number,
-    readonly maxChunks: number,
+    /** What carries the token, in words: "4 cookies of 4096 bytes", "the x-session-id header". */
+    readonly carrier: string,
   ) {
     super(
-      `The session is too large for its cookie: the token is ${size} bytes, and ${maxChunks} cookie` +
-        `${maxChunks === 1 ? '' : 's'} of 4096 bytes carry at most ${limit} bytes of token with these cookie attributes. ` +
-        `Keep less in the session, raise the store's maxChunks, or use a server-side store.`,
+      `The session is too large: its token is ${size} bytes, and ${carrier} carry at most ${limit} bytes of it. ` +
+        `Keep less in the session, raise the cookie store's maxChunks, or use a server-side store.`,
     );
   }
 }

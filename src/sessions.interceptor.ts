@@ -9,9 +9,13 @@ import { catchError, concatMap, from, mergeMap, type Observable } from 'rxjs';
 import { takesSession } from './session.decorator.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionsService, type SessionHandle } from './sessions.service.js';
+import { httpPairOf } from './transport/http.js';
 
 /**
  * Loads the session before the handler and saves it after, once, only if something changed.
+ *
+ * Works for HTTP handlers and for GraphQL resolvers whose context carries `req` and `res`; WebSocket and
+ * microservice handlers pass through untouched.
  *
  * Handlers that do not take `@Session()` pass straight through (one WeakMap lookup) unless a guard
  * loaded the session, in which case its changes are saved too.
@@ -24,9 +28,11 @@ export class SessionsInterceptor implements NestInterceptor {
   constructor(private readonly sessions: SessionsService) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (context.getType() !== 'http') return next.handle();
-    const req = context.switchToHttp().getRequest<{ [SESSION_HANDLE]?: SessionHandle }>();
-    let handle = req[SESSION_HANDLE];
+    const type = context.getType<string>();
+    if (type !== 'http' && type !== 'graphql') return next.handle();
+    const pair = httpPairOf(context);
+    if (!pair) return next.handle();
+    let handle = (pair.req as { [SESSION_HANDLE]?: SessionHandle })[SESSION_HANDLE];
     if (!handle) {
       const handler = context.getHandler();
       let takes = this.#takes.get(handler);

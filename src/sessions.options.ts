@@ -19,6 +19,9 @@ export interface SessionCookieOptions {
   httpOnly?: boolean;
 }
 
+/** How the session token travels: in a cookie (the default), or in a request/response header. */
+export type SessionTransportOption = 'cookie' | { header: string };
+
 export interface SessionsModuleOptions {
   /**
    * Secret, or secrets newest first, each at least 32 characters. The first signs (and seals); every one
@@ -28,6 +31,12 @@ export interface SessionsModuleOptions {
   /** Where sessions live. Default: a new `CookieSessionStore` (the session sealed in the cookie). */
   store?: SessionStore;
   cookie?: SessionCookieOptions;
+  /**
+   * `'cookie'` (default), or `{ header: 'x-session-id' }` for APIs and mobile clients: the token comes in
+   * that request header and goes back in the same response header when it changes. Only the configured
+   * transport is read.
+   */
+  transport?: SessionTransportOption;
   /** Lifetime in seconds from the last save (or, with `rolling`, from the last request). Default 86,400 (one day). */
   maxAge?: number;
   /** Seconds without a request after which the session ends, enforced on the server. Default: none. */
@@ -48,6 +57,8 @@ export interface SessionsConfig {
   readonly keyring: Keyring;
   readonly store?: SessionStore;
   readonly cookie: Required<Omit<SessionCookieOptions, 'domain'>> & { domain?: string };
+  /** The header that carries the token, lower-cased; undefined for the cookie transport. */
+  readonly header?: string;
   readonly maxAgeMs: number;
   readonly idleTimeoutMs?: number;
   readonly absoluteTimeoutMs?: number;
@@ -134,6 +145,24 @@ function cookieOptions(input: SessionCookieOptions | undefined): SessionsConfig[
   return { name, path, domain, sameSite, secure, httpOnly };
 }
 
+/** Headers that mean something else to HTTP or to this module, and so cannot carry a session token. */
+const RESERVED_HEADERS = new Set([
+  'cookie', 'set-cookie', 'host', 'connection', 'content-length', 'content-type', 'transfer-encoding',
+  'vary', 'cache-control', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-connection',
+]);
+
+function transportHeader(transport: unknown): string | undefined {
+  if (transport === undefined || transport === 'cookie') return undefined;
+  const header = (transport as { header?: unknown } | null)?.header;
+  if (typeof transport !== 'object' || transport === null || typeof header !== 'string') {
+    fail(`transport must be 'cookie' or { header: 'x-session-id' }; got ${describe(transport)}`);
+  }
+  if (!COOKIE_NAME.test(header)) fail(`transport.header ${JSON.stringify(header)} is not a valid header name (letters, digits and !#$%&'*+-.^_\`|~)`);
+  const name = header.toLowerCase();
+  if (RESERVED_HEADERS.has(name)) fail(`transport.header cannot be "${name}": HTTP uses it for something else; pick a name such as x-session-id`);
+  return name;
+}
+
 /** Checks the options and applies the defaults; every problem is a `SessionsConfigError` that says what to do. */
 export function resolveSessionsConfig(input: SessionsModuleOptions | string | readonly string[] | undefined): SessionsConfig {
   const options: Partial<SessionsModuleOptions> =
@@ -161,6 +190,7 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     keyring,
     store: options.store,
     cookie: cookieOptions(options.cookie),
+    header: transportHeader(options.transport),
     maxAgeMs: maxAge * 1000,
     idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeout * 1000,
     absoluteTimeoutMs: absoluteTimeout === undefined ? undefined : absoluteTimeout * 1000,

@@ -7,7 +7,8 @@ import { SessionsNotConfiguredError, SessionStoreUnavailableError } from './sess
 import type { SessionsConfig } from './sessions.options.js';
 import type { IssuedToken, LoadedSession, SessionStore, SessionStoreContext } from './stores/session-store.js';
 import { CookieTransport } from './transport/cookie.transport.js';
-import { HttpIo } from './transport/http.js';
+import { HeaderTransport } from './transport/header.transport.js';
+import { HttpIo, httpPairOf } from './transport/http.js';
 import type { SessionTransport } from './transport/session-transport.js';
 
 type RequestLike = object & { [SESSION_HANDLE]?: SessionHandle };
@@ -36,7 +37,9 @@ export class SessionsService {
     adapterHost: HttpAdapterHost,
   ) {
     this.io = new HttpIo(adapterHost);
-    this.transport = new CookieTransport(this.io, config.cookie, store.maxChunks ?? 1);
+    this.transport = config.header
+      ? new HeaderTransport(this.io, config.header)
+      : new CookieTransport(this.io, config.cookie, store.maxChunks ?? 1);
     this.storeContext = { keyring: config.keyring, tokenName: this.transport.tokenName, logger: this.#logger };
   }
 
@@ -54,14 +57,10 @@ export class SessionsService {
   handleOf(contextOrReq: ExecutionContext | object, res?: object): SessionHandle {
     let req: RequestLike;
     if (isExecutionContext(contextOrReq)) {
-      if (contextOrReq.getType() !== 'http') {
-        throw new SessionsNotConfiguredError(
-          `Sessions work in HTTP handlers; this is a "${contextOrReq.getType()}" context`,
-        );
-      }
-      const http = contextOrReq.switchToHttp();
-      req = http.getRequest<RequestLike>();
-      res = http.getResponse<object>();
+      const pair = httpPairOf(contextOrReq);
+      if (!pair) throw notHttp(contextOrReq);
+      req = pair.req as RequestLike;
+      res = pair.res;
     } else {
       req = contextOrReq as RequestLike;
     }
@@ -108,6 +107,19 @@ export class SessionsService {
     }
     return new ServiceUnavailableException('The session store is unavailable; try again shortly', { cause: err });
   }
+}
+
+/** The error for sessions asked for where there is no HTTP request (WebSocket, microservices, GraphQL without req/res). */
+export function notHttp(context: ExecutionContext): SessionsNotConfiguredError {
+  const where = `${context.getClass().name}.${context.getHandler().name}`;
+  const type = context.getType<string>();
+  const hint =
+    type === 'graphql'
+      ? `; pass the request and response into the GraphQL context: GraphQLModule.forRoot({ context: ({ req, res }) => ({ req, res }) })`
+      : '';
+  return new SessionsNotConfiguredError(
+    `Sessions work in HTTP handlers and in GraphQL resolvers whose context has req and res; ${where} runs in a "${type}" context${hint}`,
+  );
 }
 
 function isExecutionContext(value: unknown): value is ExecutionContext {
@@ -221,7 +233,7 @@ export class SessionHandle {
       if (expire || (issued && issued.token !== this.#token)) {
         this.service.warnHeadersSent(this.where, 'the session cookie could not be updated (the store was written where possible)');
       }
-    } else if (issued) {
+    } else if (issued && (issued.token !== this.#token || this.service.transport.resendUnchanged)) {
       // May throw (SessionTooLargeError) before any header is appended: the client keeps its old cookie.
       const cookies = this.service.transport.write(this.req, this.res, issued.token, secondsLeft(this.#loaded!.times, now), this.#written);
       this.#written = Math.max(this.#written, cookies);

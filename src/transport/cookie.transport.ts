@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { parse, serialize, type SerializeOptions } from 'cookie';
+import { parse, type SerializeOptions } from 'cookie';
 import { SessionTooLargeError } from '../sessions.errors.js';
 import type { SessionsConfig } from '../sessions.options.js';
-import type { HttpIo } from './http.js';
+import { cookieHeader, type HttpIo } from './http.js';
 import type { SessionTransport } from './session-transport.js';
 
 const identity = (value: string): string => value;
@@ -30,6 +30,8 @@ const TAG_LENGTH = 8;
  */
 export class CookieTransport implements SessionTransport {
   readonly tokenName: string;
+  /** A cookie's Max-Age must be refreshed with every save, even when the token is the same. */
+  readonly resendUnchanged = true;
   readonly #attributes: SerializeOptions;
   readonly #secure: boolean | 'auto';
   readonly #maxChunks: number;
@@ -53,7 +55,6 @@ export class CookieTransport implements SessionTransport {
       domain: cookie.domain,
       sameSite: cookie.sameSite,
       httpOnly: cookie.httpOnly,
-      encode: identity,
     };
   }
 
@@ -70,18 +71,17 @@ export class CookieTransport implements SessionTransport {
   write(req: unknown, res: unknown, token: string, maxAge: number, written = 0): number {
     const secure = this.#isSecure(req);
     const values = this.#split(token, maxAge, secure);
-    // Everything is checked before the first header is appended: a refused token leaves the response clean.
-    const headers = values.map((value, i) => this.#serialize(this.#chunkName(i), value, maxAge, secure));
-    for (const name of this.#staleChunks(req, values.length, written)) headers.push(this.#serialize(name, '', 0, secure));
-    for (const header of headers) this.io.appendHeader(res, 'Set-Cookie', header);
+    // Everything is checked before the first header is set: a refused token leaves the response clean.
+    values.forEach((value, i) => this.io.setCookie(res, this.#chunkName(i), value, this.#options(maxAge, secure)));
+    for (const name of this.#staleChunks(req, values.length, written)) this.io.setCookie(res, name, '', this.#options(0, secure));
     this.io.preventSharedCaching(res, 'Cookie');
     return values.length;
   }
 
   clear(req: unknown, res: unknown, written = 0): void {
     const secure = this.#isSecure(req);
-    this.io.appendHeader(res, 'Set-Cookie', this.#serialize(this.tokenName, '', 0, secure));
-    for (const name of this.#staleChunks(req, 1, written)) this.io.appendHeader(res, 'Set-Cookie', this.#serialize(name, '', 0, secure));
+    this.io.setCookie(res, this.tokenName, '', this.#options(0, secure));
+    for (const name of this.#staleChunks(req, 1, written)) this.io.setCookie(res, name, '', this.#options(0, secure));
     this.io.preventSharedCaching(res, 'Cookie');
   }
 
@@ -100,8 +100,8 @@ export class CookieTransport implements SessionTransport {
     return index === 0 ? this.tokenName : `${this.tokenName}.${index}`;
   }
 
-  #serialize(name: string, value: string, maxAge: number, secure: boolean): string {
-    return serialize(name, value, { ...this.#attributes, secure, maxAge, expires: maxAge === 0 ? new Date(0) : undefined });
+  #options(maxAge: number, secure: boolean): SerializeOptions {
+    return { ...this.#attributes, secure, maxAge, expires: maxAge === 0 ? new Date(0) : undefined };
   }
 
   /** The chunk cookies (`name.1`, `name.2`, ...) the request carries, whatever the main cookie says. */
@@ -135,7 +135,7 @@ export class CookieTransport implements SessionTransport {
 
   /** Cookie values for `token`: itself if it fits, else chunks; throws SessionTooLargeError past maxChunks. */
   #split(token: string, maxAge: number, secure: boolean): string[] {
-    const room = (index: number) => COOKIE_LIMIT - this.#serialize(this.#chunkName(index), '', maxAge, secure).length;
+    const room = (index: number) => COOKIE_LIMIT - cookieHeader(this.#chunkName(index), '', this.#options(maxAge, secure)).length;
     if (token.length <= room(0)) return [token];
     let capacity = room(0);
     for (let count = 2; count <= this.#maxChunks; count++) {
@@ -154,7 +154,8 @@ export class CookieTransport implements SessionTransport {
     }
     const prefixLength = `${CHUNKED}${this.#maxChunks}${CHUNKED}${'x'.repeat(TAG_LENGTH)}${CHUNKED}`.length;
     const limit = this.#maxChunks === 1 ? room(0) : capacity - prefixLength;
-    throw new SessionTooLargeError(token.length, limit, this.#maxChunks);
+    const carriers = `${this.#maxChunks} cookie${this.#maxChunks === 1 ? '' : 's'} of ${COOKIE_LIMIT} bytes (with these cookie attributes)`;
+    throw new SessionTooLargeError(token.length, limit, carriers);
   }
 }
 

@@ -1,34 +1,64 @@
+import type { ExecutionContext } from '@nestjs/common';
 import type { HttpAdapterHost } from '@nestjs/core';
+import { serialize, type SerializeOptions } from 'cookie';
+
+/** The request and response of a context that has them: HTTP, or GraphQL whose context carries `req` and `res`. */
+export interface HttpPair {
+  req: object;
+  res: object;
+}
 
 /**
- * The one place that knows Express from Fastify. Headers go through Nest's HTTP adapter (`appendHeader`,
- * `getHeader`, `setHeader`, `isHeadersSent`), which both platforms implement, so several `Set-Cookie`
- * headers all arrive and nothing is written behind the framework's back.
+ * The request and response behind an execution context, or undefined where there are none (WebSocket,
+ * microservices, GraphQL without `req`/`res` in its context). GraphQL is recognised without importing
+ * `@nestjs/graphql`: its resolvers get `(root, args, context, info)`.
+ */
+export function httpPairOf(context: ExecutionContext): HttpPair | undefined {
+  const type = context.getType<string>();
+  if (type === 'http') {
+    const http = context.switchToHttp();
+    return { req: http.getRequest<object>(), res: http.getResponse<object>() };
+  }
+  if (type === 'graphql') {
+    const gql = context.getArgByIndex<{ req?: object; res?: object } | undefined>(2);
+    if (gql && typeof gql.req === 'object' && gql.req && typeof gql.res === 'object' && gql.res) return { req: gql.req, res: gql.res };
+  }
+  return undefined;
+}
+
+type Adapter = NonNullable<HttpAdapterHost['httpAdapter']> & {
+  setCookie?: (res: unknown, name: string, value: string, options: object) => unknown;
+};
+
+/**
+ * The one place that knows Express from Fastify. Everything goes through Nest's HTTP adapter
+ * (`setCookie` on Nest 12.1 and later, `appendHeader` otherwise, `getHeader`, `setHeader`,
+ * `isHeadersSent`), which both platforms implement, so several `Set-Cookie` headers all arrive and
+ * nothing is written behind the framework's back.
  */
 export class HttpIo {
   constructor(private readonly host: HttpAdapterHost) {}
 
-  private get adapter() {
-    const adapter = this.host.httpAdapter;
+  private get adapter(): Adapter {
+    const adapter = this.host.httpAdapter as Adapter | undefined;
     if (!adapter) throw new Error('nest-sessions needs an HTTP application (NestFactory.create)');
     return adapter;
   }
 
-  /** One request header as a string (the first, if repeated). */
+  /** One request header as a string (the first, if repeated). Express and Fastify both lower-case names. */
   requestHeader(req: unknown, name: string): string | undefined {
     const value = (req as { headers?: Record<string, string | string[] | undefined> }).headers?.[name];
     return Array.isArray(value) ? value[0] : value;
   }
 
-  /** True when the request came over HTTPS (Express honours `trust proxy` here; Fastify `trustProxy`). */
+  /** True when the request came over HTTPS (Express honours `trust proxy` here, Fastify `trustProxy`). */
   isHttps(req: unknown): boolean {
     const r = req as { protocol?: string; secure?: boolean };
     return r.secure === true || r.protocol === 'https';
   }
 
   headersSent(res: unknown): boolean {
-    const r = res as { headersSent?: boolean; sent?: boolean; raw?: { headersSent?: boolean } };
-    return r.headersSent === true || r.sent === true || r.raw?.headersSent === true;
+    return this.adapter.isHeadersSent(res) === true;
   }
 
   getHeader(res: unknown, name: string): string | undefined {
@@ -41,8 +71,18 @@ export class HttpIo {
     this.adapter.setHeader(res, name, value);
   }
 
-  appendHeader(res: unknown, name: string, value: string): void {
-    this.adapter.appendHeader?.(res, name, value);
+  /**
+   * Sets a cookie. `value` must be cookie-safe as it is (our tokens are base64url with `~` and `.`), so
+   * the adapter's percent-encoding leaves it unchanged and the header is exactly `cookieHeader()` long.
+   */
+  setCookie(res: unknown, name: string, value: string, options: SerializeOptions): void {
+    const adapter = this.adapter;
+    if (typeof adapter.setCookie === 'function') {
+      const { path, domain, sameSite, secure, httpOnly, maxAge, expires } = options;
+      adapter.setCookie(res, name, value, { path, domain, sameSite, secure, httpOnly, maxAge, expires });
+    } else {
+      adapter.appendHeader?.(res, 'Set-Cookie', cookieHeader(name, value, options));
+    }
   }
 
   /** Adds `token` to the `Vary` header unless it is there already (or `Vary: *`). */
@@ -62,4 +102,9 @@ export class HttpIo {
     if (this.getHeader(res, 'Cache-Control') === undefined) this.setHeader(res, 'Cache-Control', 'no-store');
     this.addVary(res, varyOn);
   }
+}
+
+/** A `Set-Cookie` value; used for its length, and where the adapter has no `setCookie`. */
+export function cookieHeader(name: string, value: string, options: SerializeOptions): string {
+  return serialize(name, value, { ...options, encode: (v) => v });
 }

@@ -2,6 +2,8 @@
 export interface SessionTransport {
   /** The name the token travels under (cookie name, header name). */
   readonly tokenName: string;
+  /** Whether a save sends the token again when it did not change (a cookie's Max-Age needs refreshing). */
+  readonly resendUnchanged: boolean;
   /** The token the request carries, or undefined. Never throws for bad input. */
   read(req: unknown): string | undefined;
   /**

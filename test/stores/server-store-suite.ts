@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ServerSessionStore, SessionsModuleOptions } from '../../src/index.js';
-import { createApp, Latch, latches, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
+import { createApp as createAppOn, Latch, PLATFORMS, latches, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
 import type { TcpProxy } from '../fixtures/tcp-proxy.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { newSessionId, signId } from '../../src/crypto/sign.js';
@@ -25,7 +25,9 @@ export type MakeStore = (options?: { timeout?: number; port?: number }) => Promi
 
 /** The behaviour every server-side store must have, over real HTTP against a real backend. */
 export function describeServerStore(name: string, make: MakeStore): void {
-  describe(`${name}: sessions over HTTP`, () => {
+  describe.each(PLATFORMS)(`${name}: sessions over HTTP on %s`, (platform) => {
+    const createApp = (options: Parameters<typeof createAppOn>[0], extra: Parameters<typeof createAppOn>[1] = {}) =>
+      createAppOn(options, { platform, ...extra });
     let app: INestApplication;
     let http: ReturnType<INestApplication['getHttpServer']>;
     let backend: StoreUnderTest;
@@ -120,8 +122,8 @@ export function describeServerStore(name: string, make: MakeStore): void {
     it('two overlapping requests that change different keys both keep their changes', async () => {
       const cookie = sessionCookie(await request(http).post('/write').send({ value: 0 }));
       const latch = new Latch();
-      latches.set(`${name}-overlap`, latch);
-      const slow = request(http).post('/set/a').set('Cookie', cookie).send({ value: 'A', wait: `${name}-overlap` }).then((r) => r);
+      latches.set(`${name}-${platform}-overlap`, latch);
+      const slow = request(http).post('/set/a').set('Cookie', cookie).send({ value: 'A', wait: `${name}-${platform}-overlap` }).then((r) => r);
       await new Promise((r) => setTimeout(r, 100));
       await request(http).post('/set/b').set('Cookie', cookie).send({ value: 'B' }).expect(201);
       latch.open();
@@ -133,8 +135,8 @@ export function describeServerStore(name: string, make: MakeStore): void {
       const cookie = sessionCookie(await request(http).post('/write').send({ value: 0 }));
       const id = await idOf(cookie);
       const latch = new Latch();
-      latches.set(`${name}-logout`, latch);
-      const slow = request(http).post('/set/late').set('Cookie', cookie).send({ value: 1, wait: `${name}-logout` }).then((r) => r);
+      latches.set(`${name}-${platform}-logout`, latch);
+      const slow = request(http).post('/set/late').set('Cookie', cookie).send({ value: 1, wait: `${name}-${platform}-logout` }).then((r) => r);
       await new Promise((r) => setTimeout(r, 100));
       await request(http).post('/logout').set('Cookie', cookie).send({}).expect(201);
       latch.open();
@@ -211,7 +213,9 @@ export async function eventually(check: () => Promise<void>, ms = 10_000): Promi
 
 /** A store whose backend goes away or hangs: a bounded wait, a clear 503, and recovery without a restart. */
 export function describeStoreFaults(name: string, make: MakeStore, proxy: () => TcpProxy): void {
-  describe(`${name}: when the backend is down or slow`, () => {
+  describe.each(PLATFORMS)(`${name}: when the backend is down or slow, on %s`, (platform) => {
+    const createApp = (options: Parameters<typeof createAppOn>[0], extra: Parameters<typeof createAppOn>[1] = {}) =>
+      createAppOn(options, { platform, ...extra });
     let app: INestApplication;
     let http: ReturnType<INestApplication['getHttpServer']>;
     let backend: StoreUnderTest;
