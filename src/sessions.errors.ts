@@ -46,7 +46,7 @@ export class SessionTooLargeError extends Error {
     readonly carrier: string,
   ) {
     super(
-      `The session is too large: its token is ${size} bytes, and ${carrier} carry at most ${limit} bytes of it. ` +
+      `The session is too large: its token is ${size} bytes, and ${carrier} can carry at most ${limit} bytes of it. ` +
         `Keep less in the session, raise the cookie store's maxChunks, or use a server-side store.`,
     );
   }

@@ -128,7 +128,7 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       expect(setCookies(res)).toEqual([]);
       const errors = logger.messages('error').join('\n');
       expect(errors).toMatch(/SessionTooLargeError|too large/);
-      expect(errors).toMatch(/its token is \d{6} bytes, and 4 cookies of 4096 bytes \(with these cookie attributes\) carry at most \d+ bytes/);
+      expect(errors).toMatch(/its token is \d{6} bytes, and 4 cookies of 4096 bytes \(with these cookie attributes\) can carry at most \d+ bytes/);
       expect((await request(http).get('/all').set('Cookie', jar.header())).body).toEqual({ value: 'before' });
     });
 

@@ -1,15 +1,24 @@
 import type { INestApplication } from '@nestjs/common';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppModule } from '../../sample/app.module.js';
+import { PLATFORMS } from '../fixtures/app.js';
 
-describe('the sample app', () => {
+describe.each(PLATFORMS)('the sample app on %s', (platform) => {
   let app: INestApplication;
   beforeAll(async () => {
     const ref = await Test.createTestingModule({ imports: [AppModule] }).compile();
-    app = ref.createNestApplication({ logger: false });
-    await app.init();
+    if (platform === 'fastify') {
+      const fastify = ref.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
+      await fastify.init();
+      await fastify.getHttpAdapter().getInstance().ready();
+      app = fastify;
+    } else {
+      app = ref.createNestApplication({ logger: false });
+      await app.init();
+    }
   });
   afterAll(() => app.close());
 

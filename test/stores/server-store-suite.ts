@@ -188,6 +188,16 @@ export function describeServerStore(name: string, make: MakeStore): void {
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     });
 
+    it('works with the header transport: the signed ID travels in the header', async () => {
+      const server = await newApp({ transport: { header: 'x-session-id' } });
+      const write = await request(server).post('/write').send({ value: 'by header' }).expect(201);
+      const token = write.headers['x-session-id'] as string;
+      expect(token).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/);
+      expect(setCookies(write)).toEqual([]);
+      expect(await backend.exists(token.slice(0, 43))).toBe(true);
+      expect((await request(server).get('/read').set('x-session-id', token)).body.value).toBe('by header');
+    });
+
     it('a value that cannot be stored fails with a 500 and writes nothing', async () => {
       const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
       const before = backend.sent().length;

@@ -1,0 +1,83 @@
+import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
+import { Module, type INestApplication } from '@nestjs/common';
+import { Args, GraphQLModule, Int, Mutation, Query, Resolver } from '@nestjs/graphql';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InMemorySessionStore, Session, SessionsModule } from '../../src/index.js';
+import { RecordingLogger, SECRET, setCookies } from '../fixtures/app.js';
+
+@Resolver()
+class CounterResolver {
+  @Query(() => Int)
+  count(@Session() session: Session<{ count: number }>): number {
+    return session.get('count', 0);
+  }
+
+  @Mutation(() => Int)
+  increment(@Session() session: Session<{ count: number }>, @Args('by', { type: () => Int, defaultValue: 1 }) by: number): number {
+    const count = session.get('count', 0) + by;
+    session.set('count', count);
+    return count;
+  }
+
+  @Query(() => String)
+  hello(): string {
+    return 'world';
+  }
+}
+
+async function graphqlApp(context: ApolloDriverConfig['context'], logger = new RecordingLogger()): Promise<INestApplication> {
+  @Module({
+    imports: [
+      SessionsModule.forRoot({ secret: SECRET, store: new InMemorySessionStore() }),
+      GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, context }),
+    ],
+    providers: [CounterResolver],
+  })
+  class AppModule {}
+  const ref = await Test.createTestingModule({ imports: [AppModule] }).compile();
+  const app = ref.createNestApplication({ logger });
+  await app.init();
+  return app;
+}
+
+describe('GraphQL resolvers (Apollo on Express)', () => {
+  let app: INestApplication;
+  beforeAll(async () => {
+    app = await graphqlApp(({ req, res }: { req: unknown; res: unknown }) => ({ req, res }));
+  });
+  afterAll(() => app.close());
+
+  it('a mutation that increments a counter keeps it across requests', async () => {
+    const agent = request.agent(app.getHttpServer());
+    const first = await agent.post('/graphql').send({ query: 'mutation { increment }' }).expect(200);
+    expect(first.body).toEqual({ data: { increment: 1 } });
+    expect(setCookies(first)).toHaveLength(1);
+    const second = await agent.post('/graphql').send({ query: 'mutation { increment(by: 2) }' }).expect(200);
+    expect(second.body).toEqual({ data: { increment: 3 } });
+    const read = await agent.post('/graphql').send({ query: '{ count }' }).expect(200);
+    expect(read.body).toEqual({ data: { count: 3 } });
+    expect(setCookies(read)).toEqual([]);
+  });
+
+  it('a query that does not take the session sets nothing', async () => {
+    const res = await request(app.getHttpServer()).post('/graphql').send({ query: '{ hello }' }).expect(200);
+    expect(res.body).toEqual({ data: { hello: 'world' } });
+    expect(setCookies(res)).toEqual([]);
+  });
+});
+
+describe('GraphQL without req and res in its context', () => {
+  it('@Session() says how to pass them', async () => {
+    const app = await graphqlApp(() => ({}));
+    try {
+      const res = await request(app.getHttpServer()).post('/graphql').send({ query: 'mutation { increment }' }).expect(200);
+      expect(res.body.errors[0].message).toMatch(
+        /Sessions work in HTTP handlers and in GraphQL resolvers whose context has req and res; CounterResolver.increment runs in a "graphql" context; pass the request and response into the GraphQL context/,
+      );
+    } finally {
+      await app.close();
+    }
+  });
+});
