@@ -30,6 +30,8 @@ export class TrackedSession<T extends object = SessionData> {
   #cleared = false;
   /** JSON of object values as they were when first read, to notice changes made in place. */
   #snapshots: Map<string, string> | undefined;
+  /** What each key held before its first change since the last save, to roll a failed handler back. */
+  #undo: Map<string, { had: boolean; value?: unknown }> | undefined;
   #regenerate = false;
   #destroyed = false;
   /** Set after destroy() when new data arrives: a brand-new session, not a continuation. */
@@ -85,6 +87,7 @@ export class TrackedSession<T extends object = SessionData> {
       return this;
     }
     this.#revive();
+    this.#remember(key);
     this.#values.set(key, value);
     this.#setKeys.add(key);
     this.#deletedKeys.delete(key);
@@ -98,6 +101,7 @@ export class TrackedSession<T extends object = SessionData> {
 
   /** Removes `key`; returns whether it was set. Marks the session modified either way. */
   delete(key: Key<T> | string): boolean {
+    this.#remember(key);
     const had = this.#values.delete(key);
     this.#setKeys.delete(key);
     this.#snapshots?.delete(key);
@@ -113,6 +117,7 @@ export class TrackedSession<T extends object = SessionData> {
 
   /** Removes every key. The stored session stays (use `destroy()` to end it). */
   clear(): void {
+    for (const key of this.#values.keys()) this.#remember(key);
     this.#values.clear();
     this.#setKeys.clear();
     this.#deletedKeys.clear();
@@ -179,6 +184,11 @@ export class TrackedSession<T extends object = SessionData> {
     await this.#saver();
   }
 
+  #remember(key: string): void {
+    const undo = (this.#undo ??= new Map());
+    if (!undo.has(key)) undo.set(key, this.#values.has(key) ? { had: true, value: this.#values.get(key) } : { had: false });
+  }
+
   /** After destroy(), a new value starts a new session (a fresh ID), not the old one. */
   #revive(): void {
     if (this.#destroyed) {
@@ -222,6 +232,28 @@ export class TrackedSession<T extends object = SessionData> {
     return data;
   }
 
+  /**
+   * @internal Undoes every change since the last save (a handler or resolver failed with an error that
+   * is not the client's): values set or deleted come back, objects changed in place are rebuilt from
+   * their snapshot, lifecycle calls are forgotten.
+   */
+  _rollback(): void {
+    for (const [key, before] of this.#undo ?? []) {
+      if (before.had) this.#values.set(key, before.value);
+      else this.#values.delete(key);
+    }
+    for (const [key, json] of this.#snapshots ?? []) {
+      if (json !== UNSERIALISABLE) this.#values.set(key, JSON.parse(json));
+    }
+    this.#undo = undefined;
+    this.#setKeys.clear();
+    this.#deletedKeys.clear();
+    this.#cleared = false;
+    this.#regenerate = false;
+    this.#destroyed = false;
+    this.#restart = false;
+  }
+
   /** @internal Called once a save went through: what was saved is the new starting point. */
   _committed(id: string | undefined): void {
     // Objects the handler holds may still change in place after this save: snapshot them as saved.
@@ -234,6 +266,7 @@ export class TrackedSession<T extends object = SessionData> {
       }
     }
     this.#id = id;
+    this.#undo = undefined;
     this.#setKeys.clear();
     this.#deletedKeys.clear();
     this.#cleared = false;

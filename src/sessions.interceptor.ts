@@ -52,7 +52,10 @@ export class SessionsInterceptor implements NestInterceptor {
     );
   }
 
-  /** A client error (4xx) keeps the session's changes and the cookie reaches the error response; anything else drops them. */
+  /**
+   * A client error (4xx) keeps the session's changes and the cookie reaches the error response; anything
+   * else rolls them back to the last save (in GraphQL, other resolvers of the request still save theirs).
+   */
   async #afterError(handle: SessionHandle, err: unknown): Promise<never> {
     if (err instanceof HttpException && err.getStatus() < 500) {
       await handle.save();

@@ -139,7 +139,6 @@ export class SessionHandle {
   #written = 0;
   #loading: Promise<TrackedSession> | undefined;
   #saving: Promise<void> = Promise.resolve();
-  #discarded = false;
   /** Who is saving, for the warning when the response is already gone. */
   where = 'a handler';
 
@@ -169,9 +168,12 @@ export class SessionHandle {
     return this.session;
   }
 
-  /** Drops the changes: the handler failed with an error that is not the client's. */
+  /**
+   * Drops the changes made since the last save: the handler failed with an error that is not the
+   * client's. Later changes (another GraphQL resolver of the same request) are saved as usual.
+   */
   discard(): void {
-    this.#discarded = true;
+    this.session?._rollback();
   }
 
   /** Saves what changed, if anything; calls are queued so that two saves never overlap. */
@@ -183,7 +185,7 @@ export class SessionHandle {
 
   async #save(): Promise<void> {
     const session = this.session;
-    if (!session || this.#discarded) return;
+    if (!session) return;
     const { store, storeContext: ctx, config } = this.service;
     const pending = session._pending();
     const loaded = this.#loaded;
@@ -206,15 +208,21 @@ export class SessionHandle {
       } else if (sent) {
         this.service.warnHeadersSent(this.where, 'the new session was not stored; the previous one, if any, is unchanged');
         return;
-      } else if (loaded && !(await store.destroy(loaded, ctx)) && !pending.restart) {
-        // Deleted first, so that a logout that won the race stays a logout: a regenerate never revives it.
-        this.#gone();
       } else {
         // Keep the creation time across regenerate: a new ID does not extend the absolute timeout.
         const createdAt = loaded && !pending.restart ? loaded.times.createdAt : now;
         const times = refreshedTimes(config, now, createdAt);
-        issued = await store.create(data, times, ctx);
-        this.#loaded = { id: issued.id, data: {}, times };
+        // The new record first: if creating it fails, the old session is still there (a 503, not a logout).
+        const created = await store.create(data, times, ctx);
+        const fresh: LoadedSession = { id: created.id, data: {}, times };
+        if (loaded && !(await store.destroy(loaded, ctx)) && !pending.restart) {
+          // A logout won the race: it stays a logout, and the new record goes too.
+          await store.destroy(fresh, ctx);
+          this.#gone();
+        } else {
+          issued = created;
+          this.#loaded = fresh;
+        }
       }
     } else if (pending.modified) {
       const times = refreshedTimes(config, now, loaded.times.createdAt);

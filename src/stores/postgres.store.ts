@@ -2,13 +2,24 @@ import { createHash } from 'node:crypto';
 import { Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { SessionData, SessionPatch } from '../session.js';
 import { SessionsConfigError, SessionSerializationError, SessionStoreUnavailableError } from '../sessions.errors.js';
+import { listenForErrors } from './client-errors.js';
 import { jsonObject, serializeFields } from './fields.js';
 import { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './server-store.js';
 import type { SessionTimes } from './session-store.js';
 
+type PgResult = { rows: Record<string, unknown>[]; rowCount: number | null };
+
+/** A connection checked out of a `pg` Pool. */
+export interface PgClientLike {
+  query(text: string, values?: unknown[]): Promise<PgResult>;
+  /** With an error, the pool destroys the connection instead of reusing it. */
+  release(err?: Error | boolean): void;
+}
+
 /** What the store needs of a `pg` Pool (the package is an optional peer, never imported here). */
 export interface PgPoolLike {
-  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  query(text: string, values?: unknown[]): Promise<PgResult>;
+  connect(): Promise<PgClientLike>;
   readonly waitingCount?: number;
 }
 
@@ -32,6 +43,29 @@ export interface PostgresSessionStoreOptions extends ServerSessionStoreOptions {
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+function lockKey(label: string): string {
+  return createHash('sha256').update(label).digest().readBigInt64BE().toString();
+}
+
+/** NUL, or a surrogate without its pair: text that jsonb refuses. */
+const JSONB_UNSAFE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Throws SessionSerializationError, naming the session key, if a string anywhere in `value` cannot go into jsonb. */
+function unstorable(key: string, value: unknown, where: 'key' | 'value'): void {
+  if (typeof value === 'string') {
+    if (JSONB_UNSAFE.test(value)) {
+      throw new SessionSerializationError(key, `PostgreSQL jsonb cannot store a NUL character or a lone surrogate (in the ${where})`);
+    }
+  } else if (Array.isArray(value)) {
+    for (const item of value) unstorable(key, item, where);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [k, v] of Object.entries(value)) {
+      unstorable(key, k, 'key');
+      unstorable(key, v, where);
+    }
+  }
+}
 
 function identifier(kind: string, value: unknown): string {
   if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
@@ -78,6 +112,7 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
   readonly #pruneMs: number;
   readonly #maxWaiting: number;
   readonly #lockKey: string;
+  readonly #createLockKey: string;
   readonly #logger = new Logger('PostgresSessionStore');
   readonly #sql: { read: string; insert: string; patch: string; refresh: string; remove: string; prune: string };
   #tableReady: Promise<void> | undefined;
@@ -85,7 +120,7 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
 
   constructor(pool: PgPoolLike, options: PostgresSessionStoreOptions = {}) {
     super(options);
-    if (!pool || typeof (pool as PgPoolLike).query !== 'function') {
+    if (!pool || typeof (pool as PgPoolLike).query !== 'function' || typeof (pool as PgPoolLike).connect !== 'function') {
       throw new SessionsConfigError('PostgresSessionStore needs a pg Pool (new Pool({ ... }) from the "pg" package)');
     }
     const { tableName = 'sessions', schemaName = 'public', createTableIfMissing = false, pruneInterval = 300, maxWaiting = 100 } = options;
@@ -97,13 +132,15 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
     }
     const t = `${identifier('schemaName', schemaName)}.${identifier('tableName', tableName)}`;
     this.#pool = pool;
+    listenForErrors(pool, 'PostgresSessionStore');
     this.#table = t;
     this.#tableSql = postgresSessionTableSql({ tableName, schemaName });
     this.#createTable = createTableIfMissing === true;
     this.#pruneMs = pruneInterval * 1000;
     this.#maxWaiting = maxWaiting;
-    // One advisory lock per table, so that one instance prunes at a time.
-    this.#lockKey = BigInt.asIntN(64, createHash('sha256').update(`nest-sessions prune ${t}`).digest().readBigInt64BE()).toString();
+    // Advisory locks per table: one instance prunes at a time, one creates the table at a time.
+    this.#lockKey = lockKey(`nest-sessions prune ${t}`);
+    this.#createLockKey = lockKey(`nest-sessions create ${t}`);
     this.#sql = {
       read: `SELECT data, created_at, refreshed_at, expires_at FROM ${t} WHERE id = $1 AND expires_at > $2`,
       insert: `INSERT INTO ${t} (id, data, created_at, refreshed_at, expires_at) VALUES ($1, $2::jsonb, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
@@ -136,8 +173,8 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
     return result.rowCount ?? 0;
   }
 
-  protected async read(id: string): Promise<StoredSession | undefined> {
-    const { rows } = await this.#query(this.#sql.read, [id, new Date()]);
+  protected async read(id: string, signal: AbortSignal): Promise<StoredSession | undefined> {
+    const { rows } = await this.#query(this.#sql.read, [id, new Date()], signal);
     const row = rows[0];
     if (!row) return undefined;
     const data = row.data;
@@ -153,14 +190,15 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
     return { data: data as SessionData, times: times as SessionTimes };
   }
 
-  protected async insert(id: string, data: SessionData, times: SessionTimes): Promise<boolean> {
+  protected async insert(id: string, data: SessionData, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
     const json = this.#json(data);
-    const result = await this.#query(this.#sql.insert, [id, json, new Date(times.createdAt), new Date(times.refreshedAt), new Date(times.expiresAt)]);
+    const result = await this.#query(this.#sql.insert, [id, json, new Date(times.createdAt), new Date(times.refreshedAt), new Date(times.expiresAt)], signal);
     return result.rowCount === 1;
   }
 
-  protected async patch(id: string, patch: SessionPatch, times: SessionTimes): Promise<boolean> {
+  protected async patch(id: string, patch: SessionPatch, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
     const json = this.#json(patch.set);
+    for (const key of patch.unset) unstorable(key, key, 'key');
     const result = await this.#query(this.#sql.patch, [
       id,
       patch.replace,
@@ -169,42 +207,70 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       new Date(times.refreshedAt),
       new Date(times.expiresAt),
       new Date(),
-    ]);
+    ], signal);
     return result.rowCount === 1;
   }
 
-  protected async refresh(id: string, times: SessionTimes): Promise<boolean> {
-    const result = await this.#query(this.#sql.refresh, [id, new Date(times.refreshedAt), new Date(times.expiresAt), new Date()]);
+  protected async refresh(id: string, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
+    const result = await this.#query(this.#sql.refresh, [id, new Date(times.refreshedAt), new Date(times.expiresAt), new Date()], signal);
     return result.rowCount === 1;
   }
 
-  protected async remove(id: string): Promise<boolean> {
-    const { rows } = await this.#query(this.#sql.remove, [id, new Date()]);
+  protected async remove(id: string, signal: AbortSignal): Promise<boolean> {
+    const { rows } = await this.#query(this.#sql.remove, [id, new Date()], signal);
     return rows[0]?.live === true;
   }
 
-  /** JSON for a jsonb parameter; jsonb cannot hold the NUL character, so that is refused here, by key. */
+  /** JSON for a jsonb parameter, refusing by key what jsonb cannot hold (NUL characters, lone surrogates). */
   #json(data: SessionData): string {
     const fields = serializeFields(data);
-    for (const [key, json] of fields) {
-      if (json.includes('\\u0000')) throw new SessionSerializationError(key, 'PostgreSQL jsonb cannot store the NUL character (\\u0000)');
+    for (const key of Object.keys(data)) {
+      unstorable(key, key, 'key');
+      unstorable(key, data[key], 'value');
     }
     return jsonObject(fields);
   }
 
-  async #query(text: string, values: unknown[]) {
+  /**
+   * One statement on a connection of its own. If the call is abandoned at the timeout, the connection is
+   * destroyed rather than left busy: a hung connection must not hold a pool slot until the OS gives up
+   * on it, or requests would keep failing after the database is back.
+   */
+  async #query(text: string, values: unknown[], signal: AbortSignal): Promise<PgResult> {
     if ((this.#pool.waitingCount ?? 0) >= this.#maxWaiting) {
       throw new SessionStoreUnavailableError(
         `PostgresSessionStore: ${this.#pool.waitingCount} queries are already waiting for a connection (maxWaiting ${this.#maxWaiting})`,
       );
     }
     await this.#ensureTable();
-    return this.#pool.query(text, values);
+    const client = await this.#pool.connect();
+    if (signal.aborted) {
+      client.release(); // arrived after the caller gave up: unused, so still healthy
+      throw new SessionStoreUnavailableError('PostgresSessionStore: gave up before a connection was free');
+    }
+    let destroyed = false;
+    const abandon = () => {
+      destroyed = true;
+      client.release(new Error('nest-sessions: the query outlasted the store timeout'));
+    };
+    signal.addEventListener('abort', abandon, { once: true });
+    try {
+      return await client.query(text, values);
+    } catch (err) {
+      // Class 22 is "data exception": the data was refused, the database is fine.
+      if (typeof (err as { code?: unknown })?.code === 'string' && (err as { code: string }).code.startsWith('22')) {
+        throw new SessionSerializationError('(session)', err);
+      }
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', abandon);
+      if (!destroyed) client.release();
+    }
   }
 
   #ensureTable(): Promise<void> {
     if (!this.#createTable) return Promise.resolve();
-    this.#tableReady ??= this.#pool.query(this.#tableSql).then(
+    this.#tableReady ??= this.#createTableOnce().then(
       () => undefined,
       (err: unknown) => {
         this.#tableReady = undefined; // try again on the next call
@@ -212,6 +278,22 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       },
     );
     return this.#tableReady;
+  }
+
+  /** CREATE ... IF NOT EXISTS still races in PostgreSQL: instances starting together take turns under a lock. */
+  async #createTableOnce(): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#createLockKey]);
+      await client.query(this.#tableSql);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
   #startPruning(): void {

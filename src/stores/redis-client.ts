@@ -33,8 +33,12 @@ interface IoRedisClient {
   readonly isCluster?: boolean;
 }
 
-/** ioredis states in which a command is sent (or, for a lazy client, starts the connection). */
-const IOREDIS_SENDING = new Set(['ready', 'wait']);
+/**
+ * ioredis states in which a command is sent: connected, connecting (at startup; the wait is bounded by
+ * the store's timeout and maxPending), or lazy (the command starts the connection). Between reconnect
+ * attempts, and once closed, commands fail at once.
+ */
+const IOREDIS_SENDING = new Set(['ready', 'wait', 'connect', 'connecting']);
 
 function unavailable(kind: string, state: string): SessionStoreUnavailableError {
   return new SessionStoreUnavailableError(`RedisSessionStore: the ${kind} client is not connected (${state})`);

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { SessionData, SessionPatch } from '../session.js';
 import { SessionsConfigError } from '../sessions.errors.js';
 import { serializeFields } from './fields.js';
+import { listenForErrors } from './client-errors.js';
 import { hashEntries, redisCommands, RedisScript, type RedisCommands } from './redis-client.js';
 import { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './server-store.js';
 import type { SessionTimes } from './session-store.js';
@@ -72,6 +73,7 @@ export class RedisSessionStore extends ServerSessionStore {
     const { prefix = 'sess:' } = options;
     if (typeof prefix !== 'string') throw new SessionsConfigError(`RedisSessionStore: prefix must be a string; got ${typeof prefix}`);
     this.#redis = redisCommands(client);
+    listenForErrors(client, 'RedisSessionStore');
     this.#prefix = prefix;
   }
 
@@ -82,7 +84,8 @@ export class RedisSessionStore extends ServerSessionStore {
 
   protected async read(id: string, signal: AbortSignal): Promise<StoredSession | undefined> {
     const key = this.key(id);
-    const entries = hashEntries(await this.#redis.command(key, ['HGETALL', key], true, signal));
+    // Not marked read-only: a cluster client reading from replicas could see a session a logout just deleted.
+    const entries = hashEntries(await this.#redis.command(key, ['HGETALL', key], false, signal));
     if (entries.length === 0) return undefined;
     let times: SessionTimes | undefined;
     const fields: [string, string][] = [];

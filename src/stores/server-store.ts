@@ -26,6 +26,12 @@ export interface ServerSessionStoreOptions {
    * as long as the backend takes (for stores that cannot be slow, such as the in-memory one).
    */
   timeout?: number;
+  /**
+   * The most backend calls that may be unfinished at once, counting those abandoned at the timeout
+   * (a hung server still holds them). Past it, requests fail with a 503 at once instead of adding to
+   * the client's queue. Default 1000.
+   */
+  maxPending?: number;
 }
 
 /**
@@ -39,13 +45,25 @@ export interface ServerSessionStoreOptions {
 export abstract class ServerSessionStore implements SessionStore {
   /** Milliseconds a backend call may take; 0 for no limit. */
   protected readonly timeout: number;
+  readonly #maxPending: number;
+  /** Backend calls not settled yet, including those abandoned at the timeout. */
+  #pending = 0;
 
   constructor(options: ServerSessionStoreOptions = {}) {
-    const { timeout = 1000 } = options;
+    const { timeout = 1000, maxPending = 1000 } = options;
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
       throw new SessionsConfigError(`${new.target.name}: timeout must be a number of milliseconds, 0 or more; got ${String(timeout)}`);
     }
+    if (!Number.isInteger(maxPending) || maxPending < 1) {
+      throw new SessionsConfigError(`${new.target.name}: maxPending must be a whole number of at least 1; got ${String(maxPending)}`);
+    }
     this.timeout = timeout;
+    this.#maxPending = maxPending;
+  }
+
+  /** Backend calls not settled yet, including those abandoned at the timeout. */
+  get pending(): number {
+    return this.#pending;
   }
 
   // Each primitive gets an AbortSignal that fires when the timeout runs out: a backend that can drop a
@@ -67,6 +85,11 @@ export abstract class ServerSessionStore implements SessionStore {
    * passes through; any other becomes a SessionStoreUnavailableError, which the module answers with 503.
    */
   protected async guard<T>(what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.#pending >= this.#maxPending) {
+      throw new SessionStoreUnavailableError(
+        `${this.constructor.name}: ${this.#pending} calls to the backend are still unfinished (maxPending ${this.#maxPending}); not adding more`,
+      );
+    }
     const controller = this.timeout === 0 ? undefined : new AbortController();
     let timer: NodeJS.Timeout | undefined;
     let work: Promise<T>;
@@ -75,6 +98,9 @@ export abstract class ServerSessionStore implements SessionStore {
     } catch (err) {
       work = Promise.reject(err);
     }
+    this.#pending++;
+    const settled = () => void this.#pending--;
+    work.then(settled, settled);
     try {
       if (!controller) return await work;
       const expired = new Promise<never>((_, reject) => {

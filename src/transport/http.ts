@@ -1,4 +1,4 @@
-import type { ExecutionContext } from '@nestjs/common';
+import { Logger, type ExecutionContext } from '@nestjs/common';
 import type { HttpAdapterHost } from '@nestjs/core';
 import { serialize, type SerializeOptions } from 'cookie';
 
@@ -95,12 +95,32 @@ export class HttpIo {
   }
 
   /**
-   * A response that carries a session token must not be kept by a shared cache and handed to someone
-   * else: `Cache-Control: no-store`, unless the handler chose its own caching, and `Vary` on what carries it.
+   * A response that carries a session token must never be kept by a shared cache and handed to someone
+   * else: `Cache-Control: no-store` when the handler set none; a policy of the handler's that is already
+   * `private` or `no-store` is kept; any other is made `private` (without `public` and `s-maxage`),
+   * with a warning. And `Vary` on what carries the token.
    */
   preventSharedCaching(res: unknown, varyOn: string): void {
-    if (this.getHeader(res, 'Cache-Control') === undefined) this.setHeader(res, 'Cache-Control', 'no-store');
+    const policy = this.getHeader(res, 'Cache-Control');
+    if (policy === undefined) {
+      this.setHeader(res, 'Cache-Control', 'no-store');
+    } else if (!/(^|,)\s*(private|no-store)\s*(,|$)/i.test(policy)) {
+      const rest = policy.split(',').map((d) => d.trim()).filter((d) => d && !/^(public|s-maxage=.*)$/i.test(d));
+      const safe = ['private', ...rest].join(', ');
+      this.setHeader(res, 'Cache-Control', safe);
+      this.#warnPublic(policy, safe);
+    }
     this.addVary(res, varyOn);
+  }
+
+  readonly #warnedPolicies = new Set<string>();
+
+  #warnPublic(policy: string, safe: string): void {
+    if (this.#warnedPolicies.has(policy)) return;
+    this.#warnedPolicies.add(policy);
+    new Logger('SessionsModule').warn(
+      `A response that sets the session token had "Cache-Control: ${policy}"; sent "${safe}" instead, so that no shared cache hands one user's session to another`,
+    );
   }
 }
 

@@ -301,7 +301,30 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       expect(out.headers['vary']).toBe('Cookie');
     });
 
-    it('a value changed in place after save() is saved too', async () => {
+    it('a regenerate whose new record cannot be created fails with a 503 and keeps the old session', async () => {
+    class FailingCreate extends InMemorySessionStore {
+      failCreate = false;
+      protected override async insert(...args: Parameters<InMemorySessionStore['insert']>) {
+        if (this.failCreate) throw new Error('insert refused');
+        return super.insert(...args);
+      }
+    }
+    const failing = new FailingCreate();
+    const other = await createApp({ secret: SECRET, store: failing });
+    try {
+      const agent = request.agent(other.getHttpServer());
+      await agent.post('/write').send({ value: 'cart' }).expect(201);
+      failing.failCreate = true;
+      await agent.post('/login').send({ user: 'ann' }).expect(503);
+      failing.failCreate = false;
+      expect((await agent.get('/all')).body).toEqual({ value: 'cart' });
+      expect(failing.size).toBe(1);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a value changed in place after save() is saved too', async () => {
       const agent = request.agent(http);
       await agent.post('/save-then-push').expect(201);
       expect((await agent.get('/all')).body).toEqual({ list: ['late'] });

@@ -25,6 +25,13 @@ class CounterResolver {
   hello(): string {
     return 'world';
   }
+
+  /** Changes the session, then fails with an error that is not the client's (nullable, so the rest of the data survives). */
+  @Mutation(() => Int, { nullable: true })
+  boom(@Session() session: Session<{ count: number; boom: boolean }>): number {
+    session.set('boom', true);
+    throw new Error('boom');
+  }
 }
 
 async function graphqlApp(context: ApolloDriverConfig['context'], logger = new RecordingLogger()): Promise<INestApplication> {
@@ -60,6 +67,18 @@ describe('GraphQL resolvers (Apollo on Express)', () => {
     expect(read.body).toEqual({ data: { count: 3 } });
     expect(setCookies(read)).toEqual([]);
   });
+
+  it.each(['mutation { boom increment }', 'mutation { increment boom }'])(
+    'a failing resolver drops only its own changes: %s',
+    async (query) => {
+      const agent = request.agent(app.getHttpServer());
+      const res = await agent.post('/graphql').send({ query }).expect(200);
+      expect(res.body.data.increment).toBe(1);
+      expect(res.body.errors[0].message).toBe('boom');
+      const read = await agent.post('/graphql').send({ query: '{ count }' }).expect(200);
+      expect(read.body).toEqual({ data: { count: 1 } });
+    },
+  );
 
   it('a query that does not take the session sets nothing', async () => {
     const res = await request(app.getHttpServer()).post('/graphql').send({ query: '{ hello }' }).expect(200);

@@ -7,7 +7,7 @@ import { PostgresSessionStore, postgresSessionTableSql, SessionsConfigError } fr
 import { Keyring } from '../../src/crypto/keyring.js';
 import { createApp, RecordingLogger, SECRET, sessionCookie } from '../fixtures/app.js';
 import { TcpProxy } from '../fixtures/tcp-proxy.js';
-import { describeServerStore, describeStoreFaults, type MakeStore } from './server-store-suite.js';
+import { describeServerStore, describeStoreFaults, eventually, type MakeStore } from './server-store-suite.js';
 import { PG_PORT, requireServer, runId } from './services.js';
 
 const up = await requireServer('PostgreSQL', PG_PORT);
@@ -25,23 +25,33 @@ const tableName = () => `sessions_${runId.replace(/[^a-z0-9]/gi, '_')}_${tables+
 /** The admin pool for set-up and for looking behind the store; the store gets a pool of its own. */
 let admin: pg.Pool;
 
-const make: MakeStore = async ({ timeout, port = PG_PORT } = {}) => {
+const make: MakeStore = async ({ timeout, port = PG_PORT, maxPending } = {}) => {
   const table = tableName();
   await admin.query(postgresSessionTableSql({ tableName: table }));
   const pool = new pg.Pool({ ...connection, port, max: 5 });
   pool.on('error', () => undefined);
   const sent: ('read' | 'write')[] = [];
+  // The store checks a connection out per statement: count the statements run on those connections.
   const counted = new Proxy(pool, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
-      if (prop !== 'query') return typeof value === 'function' ? value.bind(target) : value;
-      return (text: string, values?: unknown[]) => {
-        sent.push(/^\s*SELECT/i.test(text) ? 'read' : 'write');
-        return target.query(text, values);
+      if (prop !== 'connect') return typeof value === 'function' ? value.bind(target) : value;
+      return async () => {
+        const client = await target.connect();
+        return new Proxy(client, {
+          get(c, p, r) {
+            const v = Reflect.get(c, p, r);
+            if (p !== 'query') return typeof v === 'function' ? v.bind(c) : v;
+            return (text: string, values?: unknown[]) => {
+              sent.push(/^\s*SELECT/i.test(text) ? 'read' : 'write');
+              return c.query(text, values);
+            };
+          },
+        });
       };
     },
   });
-  const store = new PostgresSessionStore(counted, { tableName: table, timeout, pruneInterval: 0 });
+  const store = new PostgresSessionStore(counted, { tableName: table, timeout, maxPending, pruneInterval: 0 });
   return {
     store,
     sent: () => sent,
@@ -68,6 +78,26 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
     beforeAll(() => proxy.up());
     afterAll(() => proxy.down());
     describeStoreFaults('PostgresSessionStore', make, () => proxy);
+
+    it('after a failover that leaves the old connections hanging, requests work again without a restart', async () => {
+      const backend = await make({ timeout: 300, port: proxy.port });
+      const app = await createApp({ secret: SECRET, store: backend.store });
+      try {
+        const http = app.getHttpServer();
+        const cookie = sessionCookie(await request(http).post('/write').send({ value: 'before' }).expect(201));
+        // Every pooled connection is now dead in the water; new connections reach the database.
+        proxy.hangExisting();
+        await eventually(async () => {
+          expect((await request(http).get('/read').set('Cookie', cookie)).body.value).toBe('before');
+        });
+        await request(http).post('/write').set('Cookie', cookie).send({ value: 'after' }).expect(201);
+      } finally {
+        await app.close();
+        await backend.close();
+        await proxy.down();
+        await proxy.up();
+      }
+    });
   });
 
   describe('table, pruning and options', () => {
@@ -149,6 +179,58 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
       } finally {
         await app.close();
         await backend.close();
+      }
+    });
+
+    it('several instances starting together all create the table (no race)', async () => {
+      const table = tableName();
+      const pools = Array.from({ length: 4 }, () => new pg.Pool({ ...connection, port: PG_PORT, max: 2 }));
+      try {
+        const stores = pools.map((pool) => new PostgresSessionStore(pool, { tableName: table, createTableIfMissing: true, pruneInterval: 0 }));
+        const results = await Promise.allSettled(stores.map((store) => store.onModuleInit()));
+        expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+        stores.forEach((store) => store.onModuleDestroy());
+      } finally {
+        await Promise.all(pools.map((pool) => pool.end()));
+        await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+      }
+    });
+
+    it('text jsonb cannot hold fails the save as the data\'s fault (500), not as an outage (503)', async () => {
+      const backend = await make();
+      const app: INestApplication = await createApp({ secret: SECRET, store: backend.store }, { logger: new RecordingLogger() });
+      try {
+        const http = app.getHttpServer();
+        await request(http).post('/set/text').send({ value: 'lone \ud800 surrogate' }).expect(500);
+        await request(http).post('/set/nested').send({ value: { ['key\u0000']: 1 } }).expect(500);
+        // A backslash followed by "u0000" is ordinary text.
+        const agent = request.agent(http);
+        await agent.post('/set/path').send({ value: 'C:\\u0000x' }).expect(201);
+        expect((await agent.get('/all')).body).toEqual({ path: 'C:\\u0000x' });
+      } finally {
+        await app.close();
+        await backend.close();
+      }
+    });
+
+    it('a dropped connection does not crash the process when the pool has no error listener', async () => {
+      const table = tableName();
+      await admin.query(postgresSessionTableSql({ tableName: table }));
+      const pool = new pg.Pool({ ...connection, port: PG_PORT, max: 2, application_name: `drop-${table}` });
+      try {
+        expect(pool.listenerCount('error')).toBe(0);
+        const store = new PostgresSessionStore(pool, { tableName: table, pruneInterval: 0 });
+        expect(pool.listenerCount('error')).toBe(1);
+        const ctx = { keyring: new Keyring([SECRET]), tokenName: 'session', logger: new RecordingLogger() };
+        const now = Date.now();
+        await store.create({ a: 1 }, { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 }, ctx); // leaves an idle connection
+        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [`drop-${table}`]);
+        await new Promise((r) => setTimeout(r, 200)); // an unhandled 'error' would fail the run here
+        const { token } = await store.create({ b: 2 }, { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 }, ctx);
+        expect((await store.load(token, ctx))?.data).toEqual({ b: 2 });
+      } finally {
+        await pool.end();
+        await admin.query(`DROP TABLE IF EXISTS "${table}"`);
       }
     });
 

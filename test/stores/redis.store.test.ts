@@ -8,7 +8,7 @@ import { Keyring } from '../../src/crypto/keyring.js';
 import { RedisSessionStore, SessionsConfigError } from '../../src/index.js';
 import { TcpProxy } from '../fixtures/tcp-proxy.js';
 import { counted, inspect, type Sent } from './redis-helpers.js';
-import { describeServerStore, describeStoreFaults, type MakeStore } from './server-store-suite.js';
+import { describeServerStore, describeStoreFaults, eventually, type MakeStore } from './server-store-suite.js';
 import { REDIS_PORT, requireServer, runId } from './services.js';
 
 const up = await requireServer('Redis', REDIS_PORT);
@@ -19,13 +19,13 @@ type NodeRedis = { createClient: typeof createClient };
 type IoRedisModule = { Redis: typeof IoRedis };
 
 function nodeRedis(lib: NodeRedis, label: string): MakeStore {
-  return async ({ timeout, port = REDIS_PORT } = {}) => {
+  return async ({ timeout, port = REDIS_PORT, maxPending } = {}) => {
     const raw = lib.createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: () => 100 } });
     raw.on('error', () => undefined);
     await raw.connect();
     const sent: Sent = [];
     const prefix = `test:${runId}:${label}${stores++}:`;
-    const store = new RedisSessionStore(counted(raw, 'sendCommand', sent), { prefix, timeout });
+    const store = new RedisSessionStore(counted(raw, 'sendCommand', sent), { prefix, timeout, maxPending });
     return inspect(store, prefix, sent, {
       exists: async (key) => (await raw.exists(key)) === 1,
       pttl: (key) => raw.pTTL(key),
@@ -36,13 +36,13 @@ function nodeRedis(lib: NodeRedis, label: string): MakeStore {
 }
 
 function ioRedis(lib: IoRedisModule, label: string): MakeStore {
-  return async ({ timeout, port = REDIS_PORT } = {}) => {
+  return async ({ timeout, port = REDIS_PORT, maxPending } = {}) => {
     const raw = new lib.Redis({ host: '127.0.0.1', port, retryStrategy: () => 100, maxRetriesPerRequest: 1 });
     raw.on('error', () => undefined);
     await new Promise((resolve) => raw.once('ready', resolve));
     const sent: Sent = [];
     const prefix = `test:${runId}:${label}${stores++}:`;
-    const store = new RedisSessionStore(counted(raw, 'call', sent), { prefix, timeout });
+    const store = new RedisSessionStore(counted(raw, 'call', sent), { prefix, timeout, maxPending });
     return inspect(store, prefix, sent, {
       exists: async (key) => (await raw.exists(key)) === 1,
       pttl: (key) => raw.pttl(key),
@@ -89,6 +89,66 @@ describe.skipIf(!up)('RedisSessionStore', () => {
       await raw.quit();
       await backend.close();
     }
+  });
+
+  it('a store whose script cache was emptied (restart, failover) loads the script again', async () => {
+    const backend = await clients['node-redis 5']!();
+    const raw = createClient({ socket: { port: REDIS_PORT } });
+    await raw.connect();
+    try {
+      const context = { keyring: new Keyring(['k'.repeat(32)]), tokenName: 'session', logger: new Logger('t') };
+      const now = Date.now();
+      const times = { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 };
+      const { token } = await backend.store.create({ a: 1 }, times, context);
+      await raw.scriptFlush();
+      const loaded = (await backend.store.load(token, context))!;
+      expect(await backend.store.update(loaded, { set: { b: 2 }, unset: [], replace: false }, {}, times, context)).toBeDefined();
+      expect((await backend.store.load(token, context))!.data).toEqual({ a: 1, b: 2 });
+    } finally {
+      await raw.quit();
+      await backend.close();
+    }
+  });
+
+  it.each([
+    ['node-redis', async () => {
+      const client = createClient({ socket: { port: REDIS_PORT, reconnectStrategy: () => 50 } });
+      await client.connect();
+      return { client, id: await client.clientId(), close: () => client.destroy() };
+    }],
+    ['ioredis', async () => {
+      const client = new IoRedis({ port: REDIS_PORT, retryStrategy: () => 50 });
+      await new Promise((resolve) => client.once('ready', resolve));
+      return { client, id: Number(await client.client('ID')), close: () => client.disconnect() };
+    }],
+  ])('a dropped %s connection does not crash the process when the client has no error listener', async (_name, connect) => {
+    const { client, id, close } = await connect();
+    const killer = createClient({ socket: { port: REDIS_PORT } });
+    await killer.connect();
+    try {
+      expect((client as unknown as { listenerCount(e: string): number }).listenerCount('error')).toBe(0);
+      const store = new RedisSessionStore(client, { prefix: `test:${runId}:drop:` });
+      expect((client as unknown as { listenerCount(e: string): number }).listenerCount('error')).toBe(1);
+      await killer.sendCommand(['CLIENT', 'KILL', 'ID', String(id)]);
+      await new Promise((r) => setTimeout(r, 300)); // an unhandled 'error' would fail the run here
+      const context = { keyring: new Keyring(['k'.repeat(32)]), tokenName: 'session', logger: new Logger('t') };
+      const now = Date.now();
+      await eventually(async () => {
+        const { token } = await store.create({ back: true }, { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 }, context);
+        expect((await store.load(token, context))?.data).toEqual({ back: true });
+      });
+    } finally {
+      await killer.quit();
+      close();
+    }
+  });
+
+  it('a client with its own error listener keeps it alone', () => {
+    const client = new IoRedis({ lazyConnect: true });
+    const mine = () => undefined;
+    client.on('error', mine);
+    new RedisSessionStore(client);
+    expect(client.listeners('error')).toEqual([mine]);
   });
 
   it('refuses something that is not a Redis client, saying what it takes', () => {

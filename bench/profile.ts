@@ -1,0 +1,43 @@
+/**
+ * Where a scenario's server spends its time: npm run bench:profile -- <platform> <kind> <route> [seconds]
+ * Starts the server with --cpu-prof, drives one route, and prints the functions with the most self time.
+ */
+import { fork } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { load, seedSessions, type Route } from './load.js';
+import type { Kind, Platform } from './scenarios.js';
+
+const [platform = 'express', kind = 'ours-redis', route = 'read', seconds = '5'] = process.argv.slice(2);
+const here = dirname(fileURLToPath(import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'nest-sessions-profile-'));
+const child = fork(join(here, 'server.js'), [JSON.stringify({ platform: platform as Platform, kind: kind as Kind })], {
+  execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+});
+const port = await new Promise<number>((resolve, reject) => {
+  child.once('message', (m: { port?: number; error?: string }) => (m.port ? resolve(m.port) : reject(new Error(m.error))));
+});
+const jars = await seedSessions(port, 10, 0, kind !== 'ceiling');
+await load(port, route as Route, jars, 1);
+const measured = await load(port, route as Route, jars, Number(seconds));
+await new Promise<void>((resolve) => {
+  child.once('exit', () => resolve());
+  child.send('stop');
+});
+type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number } };
+const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;
+const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const self = new Map<string, number>();
+profile.samples.forEach((id, i) => {
+  const frame = byId.get(id)!.callFrame;
+  const where = frame.url ? `${frame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/bench\/dist\//, '')}:${frame.lineNumber}` : '';
+  const key = `${frame.functionName || '(anonymous)'} ${where}`;
+  self.set(key, (self.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0));
+});
+const total = [...self.values()].reduce((a, b) => a + b, 0);
+console.log(`${platform} ${kind} ${route}: ${Math.round(measured.rps)} req/s; self time by function:`);
+for (const [key, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${key}`);
+rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,260 @@
+/** Turns measurements into the console table, the Markdown report and the SVG chart. */
+import type { Measured, Route } from './load.js';
+import { LABELS, type Kind, type Platform, type Scenario } from './scenarios.js';
+
+export interface RouteResult extends Measured {
+  /** Redis commands per request, for scenarios that use Redis. */
+  redis?: { reads: number; writes: number; detail: string };
+}
+
+export interface ScenarioResult {
+  scenario: Scenario;
+  routes: Partial<Record<Route, RouteResult>>;
+  /** Why the scenario did not run. */
+  skipped?: string;
+}
+
+export interface ScalingResult {
+  kind: Kind;
+  bytes: number;
+  connections: number;
+  route: Route;
+  result: Measured;
+}
+
+export interface Run {
+  date: string;
+  mode: 'quick' | 'full';
+  machine: string;
+  node: string;
+  connections: number;
+  seconds: number;
+  warmup: number;
+  scenarios: ScenarioResult[];
+  scaling: ScalingResult[];
+}
+
+const ROUTES: Route[] = ['none', 'read', 'write'];
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const ratio = (a?: number, b?: number) => (a && b ? `${(a / b).toFixed(2)}x` : 'n/a');
+
+function find(run: Run, platform: Platform, kind: Kind): ScenarioResult | undefined {
+  return run.scenarios.find((s) => s.scenario.platform === platform && s.scenario.kind === kind && !s.skipped);
+}
+
+/** The anchors each of our scenarios is compared with, per platform. */
+const ANCHORS: Record<Platform, Partial<Record<Kind, Kind[]>>> = {
+  express: {
+    'ours-memory': ['express-session-memory'],
+    'ours-cookie': ['iron-session', 'cookie-session'],
+    'ours-redis': ['express-session-redis'],
+  },
+  fastify: {
+    'ours-memory': ['fastify-session-memory'],
+    'ours-cookie': ['iron-session', 'fastify-secure-session'],
+    'ours-redis': ['fastify-session-redis'],
+  },
+};
+
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+/** The README's targets, checked against this run. */
+export function checkTargets(run: Run): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  for (const platform of ['express', 'fastify'] as Platform[]) {
+    const ceiling = find(run, platform, 'ceiling')?.routes.none?.rps;
+    for (const kind of ['ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres'] as Kind[]) {
+      const none = find(run, platform, kind)?.routes.none?.rps;
+      if (!none || !ceiling) continue;
+      checks.push({
+        target: `${platform}: GET /none with the module (${LABELS[kind]}) at least 0.97x the ceiling`,
+        measured: ratio(none, ceiling),
+        met: none / ceiling >= 0.97,
+      });
+    }
+  }
+  const ours = find(run, 'express', 'ours-redis');
+  const es = find(run, 'express', 'express-session-redis');
+  if (ours?.routes.read && es?.routes.read) {
+    checks.push({
+      target: 'express: Redis store GET /read at least 1.3x express-session + connect-redis',
+      measured: ratio(ours.routes.read.rps, es.routes.read.rps),
+      met: ours.routes.read.rps / es.routes.read.rps >= 1.3,
+    });
+  }
+  for (const platform of ['express', 'fastify'] as Platform[]) {
+    const redis = find(run, platform, 'ours-redis')?.routes.read?.redis;
+    if (!redis) continue;
+    checks.push({
+      target: `${platform}: Redis store, requests that do not change the session write nothing`,
+      measured: `${redis.writes.toFixed(2)} writes/request`,
+      met: redis.writes === 0,
+    });
+    checks.push({
+      target: `${platform}: Redis store, at most one round trip to load`,
+      // Commands of requests still in flight when a run stops are counted, their responses are not: 2% slack.
+      measured: `${redis.reads.toFixed(3)} reads/request`,
+      met: redis.reads <= 1.02,
+    });
+  }
+  const cookie = find(run, 'express', 'ours-cookie');
+  for (const [anchor, floor] of [['iron-session', 1], ['cookie-session', 0.9]] as [Kind, number][]) {
+    const other = find(run, 'express', anchor);
+    for (const route of ['read', 'write'] as Route[]) {
+      const a = cookie?.routes[route]?.rps;
+      const b = other?.routes[route]?.rps;
+      if (!a || !b) continue;
+      checks.push({
+        target: `express: cookie store ${route === 'read' ? 'GET /read' : 'POST /write'} at least ${floor}x ${LABELS[anchor]}`,
+        measured: ratio(a, b),
+        met: a / b >= floor,
+      });
+    }
+  }
+  return checks;
+}
+
+function scenarioTable(run: Run, platform: Platform): string[] {
+  const ceiling = find(run, platform, 'ceiling');
+  const lines = [
+    `| scenario | GET /none req/s (vs ceiling) | GET /read req/s (vs ceiling) | POST /write req/s (vs ceiling) | p50 / p99 ms (none, read, write) |`,
+    `| --- | ---: | ---: | ---: | --- |`,
+  ];
+  for (const result of run.scenarios.filter((s) => s.scenario.platform === platform)) {
+    const label = LABELS[result.scenario.kind];
+    if (result.skipped) {
+      lines.push(`| ${label} | skipped: ${result.skipped} | | | |`);
+      continue;
+    }
+    const cells = ROUTES.map((route) => {
+      const r = result.routes[route];
+      if (!r) return 'n/a';
+      const bad = r.errors || r.non2xx ? ` (${r.errors} errors, ${r.non2xx} non-2xx)` : '';
+      return `${fmt(r.rps)} (${ratio(r.rps, ceiling?.routes[route]?.rps)})${bad}`;
+    });
+    const latency = ROUTES.map((route) => {
+      const r = result.routes[route];
+      return r ? `${r.p50} / ${r.p99}` : '-';
+    }).join(', ');
+    lines.push(`| ${label} | ${cells.join(' | ')} | ${latency} |`);
+  }
+  return lines;
+}
+
+function anchorTable(run: Run, platform: Platform): string[] {
+  const lines = ['| ours | compared with | GET /read | POST /write | GET /none |', '| --- | --- | ---: | ---: | ---: |'];
+  for (const [kind, anchors] of Object.entries(ANCHORS[platform]) as [Kind, Kind[]][]) {
+    const ours = find(run, platform, kind);
+    for (const anchor of anchors) {
+      const other = find(run, platform, anchor);
+      if (!ours || !other) continue;
+      const cells = (['read', 'write', 'none'] as Route[]).map((r) => ratio(ours.routes[r]?.rps, other.routes[r]?.rps));
+      lines.push(`| ${LABELS[kind]} | ${LABELS[anchor]} | ${cells.join(' | ')} |`);
+    }
+  }
+  return lines;
+}
+
+function redisTable(run: Run): string[] {
+  const lines = ['| platform | scenario | route | Redis reads/request | Redis writes/request | commands/request |', '| --- | --- | --- | ---: | ---: | --- |'];
+  for (const result of run.scenarios) {
+    for (const route of ROUTES) {
+      const redis = result.routes[route]?.redis;
+      if (!redis) continue;
+      lines.push(`| ${result.scenario.platform} | ${LABELS[result.scenario.kind]} | ${route} | ${redis.reads.toFixed(2)} | ${redis.writes.toFixed(2)} | ${redis.detail || '-'} |`);
+    }
+  }
+  return lines;
+}
+
+function scalingTables(run: Run): string[] {
+  if (run.scaling.length === 0) return [];
+  const lines: string[] = ['## Scaling (Express)', '', '### Session size (10 connections)', ''];
+  lines.push('| scenario | route | 100 B | 3 KB | 10 KB | 10 KB vs 100 B |', '| --- | --- | ---: | ---: | ---: | ---: |');
+  const kinds = [...new Set(run.scaling.map((s) => s.kind))];
+  for (const kind of kinds) {
+    for (const route of ['read', 'write'] as Route[]) {
+      const rows = [100, 3_000, 10_000].map((bytes) => run.scaling.find((s) => s.kind === kind && s.route === route && s.bytes === bytes && s.connections === run.connections));
+      if (rows.every((r) => !r)) continue;
+      lines.push(`| ${LABELS[kind]} | ${route} | ${rows.map((r) => (r ? fmt(r.result.rps) : 'n/a')).join(' | ')} | ${ratio(rows[2]?.result.rps, rows[0]?.result.rps)} |`);
+    }
+  }
+  lines.push('', '### Connections (100 B sessions, GET /read)', '', '| scenario | 10 connections req/s, p99 | 100 connections req/s, p99 | req/s 100 vs 10 | p99 100 vs 10 |', '| --- | ---: | ---: | ---: | ---: |');
+  for (const kind of [...new Set(run.scaling.filter((s) => s.connections !== run.connections).map((s) => s.kind))]) {
+    const few = run.scaling.find((s) => s.kind === kind && s.route === 'read' && s.bytes === 100 && s.connections === run.connections);
+    const many = run.scaling.find((s) => s.kind === kind && s.route === 'read' && s.bytes === 100 && s.connections !== run.connections);
+    if (!few || !many) continue;
+    lines.push(
+      `| ${LABELS[kind]} | ${fmt(few.result.rps)}, ${few.result.p99} ms | ${fmt(many.result.rps)}, ${many.result.p99} ms | ${ratio(many.result.rps, few.result.rps)} | ${ratio(many.result.p99, few.result.p99)} |`,
+    );
+  }
+  return lines;
+}
+
+export function markdown(run: Run): string {
+  const checks = checkTargets(run);
+  const lines = [
+    `# nest-sessions benchmark (${run.mode} mode)`,
+    '',
+    `${run.date}; ${run.machine}; Node ${run.node}; ${run.connections} connections; ${run.warmup} s warm-up and ${run.seconds} s measured per route.`,
+    'Each scenario is a NestJS app in its own process; autocannon in the parent process keeps one session per connection.',
+    'Ratios compare scenarios measured in this run, on this machine.',
+    '',
+    '## Targets',
+    '',
+    '| target | measured | met |',
+    '| --- | --- | --- |',
+    ...checks.map((c) => `| ${c.target} | ${c.measured} | ${c.met === undefined ? 'n/a' : c.met ? 'yes' : '**no**'} |`),
+  ];
+  for (const platform of ['express', 'fastify'] as Platform[]) {
+    lines.push('', `## ${platform === 'express' ? 'Express' : 'Fastify'}`, '', ...scenarioTable(run, platform), '', ...anchorTable(run, platform));
+  }
+  lines.push('', '## Redis commands per request (INFO commandstats)', '', ...redisTable(run));
+  lines.push('', ...scalingTables(run), '');
+  return lines.join('\n');
+}
+
+/** A horizontal bar chart of GET /read throughput per scenario, one panel per platform. */
+export function svg(run: Run): string {
+  const rows: { label: string; value: number; ours: boolean; ceiling: boolean; platform: Platform }[] = [];
+  for (const result of run.scenarios) {
+    const rps = result.routes.read?.rps;
+    if (!rps || result.skipped) continue;
+    rows.push({
+      label: `${result.scenario.platform}: ${LABELS[result.scenario.kind]}`,
+      value: rps,
+      ours: result.scenario.kind.startsWith('ours-'),
+      ceiling: result.scenario.kind === 'ceiling',
+      platform: result.scenario.platform,
+    });
+  }
+  const max = Math.max(1, ...rows.map((r) => r.value));
+  const barHeight = 22;
+  const labelWidth = 330;
+  const chartWidth = 460;
+  const top = 40;
+  const height = top + rows.length * (barHeight + 6) + 20;
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const bars = rows.map((r, i) => {
+    const y = top + i * (barHeight + 6);
+    const w = Math.max(1, (r.value / max) * chartWidth);
+    const fill = r.ceiling ? '#9aa5b1' : r.ours ? '#2f80ed' : '#f2994a';
+    return [
+      `<text x="${labelWidth - 8}" y="${y + barHeight * 0.7}" text-anchor="end">${esc(r.label)}</text>`,
+      `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${fill}"/>`,
+      `<text x="${labelWidth + w + 6}" y="${y + barHeight * 0.7}">${fmt(r.value)}</text>`,
+    ].join('');
+  });
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${labelWidth + chartWidth + 90}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="10" y="22" font-size="15" font-weight="bold">GET /read, requests per second (${esc(run.date)}, ${run.mode} mode; blue: nest-sessions, grey: no sessions)</text>`,
+    ...bars,
+    '</svg>',
+    '',
+  ].join('\n');
+}

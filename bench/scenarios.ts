@@ -1,0 +1,244 @@
+/**
+ * The apps under test. Every scenario serves the same three routes:
+ *   GET /read   reads one key of the session
+ *   POST /write changes one key ({ value }, plus { blob } when seeding a larger session)
+ *   GET /none   takes no session
+ * Each runs in its own forked process (server.ts); nothing here runs in the load generator's process.
+ */
+import { Body, Controller, Get, Module, Post, Req, Res, type INestApplication, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { RedisStore } from 'connect-redis';
+import cookieSession from 'cookie-session';
+import expressSession from 'express-session';
+import fastifyCookie from '@fastify/cookie';
+import fastifySecureSession from '@fastify/secure-session';
+import fastifySession from '@fastify/session';
+import { getIronSession } from 'iron-session';
+import pg from 'pg';
+import { createClient } from 'redis';
+import {
+  CookieSessionStore,
+  InMemorySessionStore,
+  PostgresSessionStore,
+  RedisSessionStore,
+  Session,
+  SessionsModule,
+  type SessionStore,
+} from '../src/index.js';
+
+export type Platform = 'express' | 'fastify';
+export type Kind =
+  | 'ceiling'
+  | 'ours-memory'
+  | 'ours-cookie'
+  | 'ours-redis'
+  | 'ours-postgres'
+  | 'express-session-memory'
+  | 'express-session-redis'
+  | 'cookie-session'
+  | 'iron-session'
+  | 'fastify-secure-session'
+  | 'fastify-session-memory'
+  | 'fastify-session-redis';
+
+export interface Scenario {
+  platform: Platform;
+  kind: Kind;
+}
+
+export const LABELS: Record<Kind, string> = {
+  ceiling: 'no sessions (ceiling)',
+  'ours-memory': 'nest-sessions, in-memory',
+  'ours-cookie': 'nest-sessions, cookie (encrypted)',
+  'ours-redis': 'nest-sessions, Redis',
+  'ours-postgres': 'nest-sessions, PostgreSQL',
+  'express-session-memory': 'express-session, MemoryStore',
+  'express-session-redis': 'express-session + connect-redis',
+  'cookie-session': 'cookie-session (signed only)',
+  'iron-session': 'iron-session (encrypted)',
+  'fastify-secure-session': '@fastify/secure-session (encrypted)',
+  'fastify-session-memory': '@fastify/session, MemoryStore',
+  'fastify-session-redis': '@fastify/session + connect-redis',
+};
+
+/** What runs where. Express middleware (express-session, cookie-session) is measured on Express, its home. */
+export const SCENARIOS: Scenario[] = [
+  ...(['ceiling', 'ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres', 'express-session-memory', 'express-session-redis', 'cookie-session', 'iron-session'] as Kind[]).map(
+    (kind) => ({ platform: 'express' as const, kind }),
+  ),
+  ...(['ceiling', 'ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres', 'iron-session', 'fastify-secure-session', 'fastify-session-memory', 'fastify-session-redis'] as Kind[]).map(
+    (kind) => ({ platform: 'fastify' as const, kind }),
+  ),
+];
+
+export const SECRET = 'benchmark-secret-benchmark-secret-0123456789';
+export const REDIS_PREFIX = 'bench:';
+export const PG_TABLE = 'bench_sessions';
+
+type Body_ = { value?: string; blob?: string };
+/** The request as the session middleware sees it: Express's, or Fastify's raw one under middie. */
+const raw = (req: unknown) => ((req as { raw?: unknown }).raw ?? req) as Record<string, any>;
+
+@Controller()
+class CeilingController {
+  @Get('read') read() {
+    return { value: null };
+  }
+  @Post('write') write(@Body() _body: Body_) {
+    return { ok: true };
+  }
+  @Get('none') none() {
+    return { ok: true };
+  }
+}
+
+@Controller()
+class OursController {
+  @Get('read') read(@Session() session: Session<{ value: string }>) {
+    return { value: session.get('value') ?? null };
+  }
+  @Post('write') write(@Session() session: Session<{ value: string; blob: string }>, @Body() body: Body_) {
+    session.set('value', body.value ?? '');
+    if (body.blob) session.set('blob', body.blob);
+    return { ok: true };
+  }
+  @Get('none') none() {
+    return { ok: true };
+  }
+}
+
+/** express-session, cookie-session and @fastify/session all hang a plain object or a get/set API on req.session. */
+@Controller()
+class ReqSessionController {
+  @Get('read') read(@Req() req: unknown) {
+    const s = raw(req).session ?? (req as any).session;
+    return { value: (typeof s.get === 'function' ? s.get('value') : s.value) ?? null };
+  }
+  @Post('write') write(@Req() req: unknown, @Body() body: Body_) {
+    const s = raw(req).session ?? (req as any).session;
+    if (typeof s.set === 'function') {
+      s.set('value', body.value);
+      if (body.blob) s.set('blob', body.blob);
+    } else {
+      s.value = body.value;
+      if (body.blob) s.blob = body.blob;
+    }
+    return { ok: true };
+  }
+  @Get('none') none() {
+    return { ok: true };
+  }
+}
+
+const IRON = { password: SECRET, cookieName: 'session', cookieOptions: { secure: false } };
+
+@Controller()
+class IronController {
+  @Get('read') async read(@Req() req: unknown, @Res({ passthrough: true }) res: unknown) {
+    const session = await getIronSession<Body_>(raw(req) as never, raw(res) as never, IRON);
+    return { value: session.value ?? null };
+  }
+  @Post('write') async write(@Req() req: unknown, @Res({ passthrough: true }) res: unknown, @Body() body: Body_) {
+    const session = await getIronSession<Body_>(raw(req) as never, raw(res) as never, IRON);
+    session.value = body.value;
+    if (body.blob) session.blob = body.blob;
+    await session.save();
+    return { ok: true };
+  }
+  @Get('none') none() {
+    return { ok: true };
+  }
+}
+
+async function redisClient() {
+  const client = createClient({ socket: { host: '127.0.0.1', port: 6379 } });
+  await client.connect();
+  return client;
+}
+
+function pgPool() {
+  return new pg.Pool({ host: '127.0.0.1', port: 5432, database: process.env.PGDATABASE ?? 'test', user: process.env.PGUSER ?? 'postgres', max: 10 });
+}
+
+async function oursStore(kind: Kind): Promise<SessionStore> {
+  switch (kind) {
+    case 'ours-memory':
+      return new InMemorySessionStore({ maxSessions: 1_000_000 });
+    case 'ours-cookie':
+      return new CookieSessionStore({ maxChunks: 8 });
+    case 'ours-redis':
+      return new RedisSessionStore(await redisClient(), { prefix: `${REDIS_PREFIX}ours:` });
+    case 'ours-postgres':
+      return new PostgresSessionStore(pgPool(), { tableName: PG_TABLE, createTableIfMissing: true, pruneInterval: 0 });
+    default:
+      throw new Error(`not ours: ${kind}`);
+  }
+}
+
+/** Builds and starts the scenario's app on a free port. */
+export async function startScenario({ platform, kind }: Scenario): Promise<{ app: INestApplication; port: number }> {
+  const imports: unknown[] = [];
+  let controller: Type = CeilingController;
+  if (kind.startsWith('ours-')) {
+    imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore(kind) }));
+    controller = OursController;
+  } else if (kind === 'iron-session') {
+    controller = IronController;
+  } else if (kind !== 'ceiling') {
+    controller = ReqSessionController;
+  }
+
+  @Module({ imports: imports as never[], controllers: [controller] })
+  class BenchModule {}
+
+  const app =
+    platform === 'fastify'
+      ? await NestFactory.create<NestFastifyApplication>(BenchModule, new FastifyAdapter(), { logger: false })
+      : await NestFactory.create(BenchModule, { logger: false });
+
+  switch (kind) {
+    case 'express-session-memory':
+      // The setup users copy from the NestJS docs: resave and saveUninitialized off.
+      app.use(expressSession({ secret: SECRET, resave: false, saveUninitialized: false, name: 'session' }));
+      break;
+    case 'express-session-redis':
+      app.use(
+        expressSession({
+          secret: SECRET,
+          resave: false,
+          saveUninitialized: false,
+          name: 'session',
+          store: new RedisStore({ client: await redisClient(), prefix: `${REDIS_PREFIX}es:` }),
+        }),
+      );
+      break;
+    case 'cookie-session':
+      app.use(cookieSession({ name: 'session', keys: [SECRET] }));
+      break;
+    case 'fastify-secure-session':
+      await (app as NestFastifyApplication).register(fastifySecureSession as never, {
+        key: Buffer.alloc(32, 7),
+        cookieName: 'session',
+        cookie: { path: '/', httpOnly: true },
+      });
+      break;
+    case 'fastify-session-memory':
+    case 'fastify-session-redis': {
+      await (app as NestFastifyApplication).register(fastifyCookie as never);
+      const store = kind === 'fastify-session-redis' ? new RedisStore({ client: await redisClient(), prefix: `${REDIS_PREFIX}fs:` }) : undefined;
+      await (app as NestFastifyApplication).register(fastifySession as never, {
+        secret: SECRET,
+        cookieName: 'session',
+        saveUninitialized: false,
+        cookie: { secure: false, path: '/' },
+        ...(store ? { store } : {}),
+      });
+      break;
+    }
+  }
+
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address() as { port: number };
+  return { app, port: address.port };
+}

@@ -1,0 +1,23 @@
+/**
+ * One scenario's server, in a process of its own: `fork(server.js, [JSON scenario])`. Tells the parent
+ * its port, and stops when told to (or when the parent goes away).
+ */
+import 'reflect-metadata';
+import { startScenario, type Scenario } from './scenarios.js';
+
+const scenario = JSON.parse(process.argv[2] ?? '{}') as Scenario;
+
+try {
+  const { app, port } = await startScenario(scenario);
+  process.on('message', async (message) => {
+    if (message === 'stop') {
+      await app.close().catch(() => undefined);
+      process.exit(0);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.send?.({ port });
+} catch (err) {
+  process.send?.({ error: err instanceof Error ? err.stack ?? err.message : String(err) });
+  process.exit(1);
+}
