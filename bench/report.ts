@@ -30,6 +30,7 @@ export interface Run {
   connections: number;
   seconds: number;
   warmup: number;
+  rounds: number;
   scenarios: ScenarioResult[];
   scaling: ScalingResult[];
 }
@@ -200,8 +201,9 @@ export function markdown(run: Run): string {
   const lines = [
     `# nest-sessions benchmark (${run.mode} mode)`,
     '',
-    `${run.date}; ${run.machine}; Node ${run.node}; ${run.connections} connections; ${run.warmup} s warm-up and ${run.seconds} s measured per route.`,
+    `${run.date}; ${run.machine}; Node ${run.node}; ${run.connections} connections; ${run.warmup} s warm-up, then ${run.rounds} round(s) of ${run.seconds} s per route; the median round is reported.`,
     'Each scenario is a NestJS app in its own process; autocannon in the parent process keeps one session per connection.',
+    'Within a platform, scenarios are measured in interleaved rounds, so the machine\'s drift hits them alike.',
     'Ratios compare scenarios measured in this run, on this machine.',
     '',
     '## Targets',

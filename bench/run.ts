@@ -12,17 +12,20 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { load, perRequest, RedisCommandCounter, seedSessions, type Route } from './load.js';
+import { load, perRequest, RedisCommandCounter, seedSessions, type Jar, type Measured, type Route } from './load.js';
 import { checkTargets, markdown, svg, type Run, type ScalingResult, type ScenarioResult } from './report.js';
 import { LABELS, PG_TABLE, REDIS_PREFIX, SCENARIOS, type Kind, type Scenario } from './scenarios.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
-const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+/** --only='a|b': scenarios whose "platform: label" contains any of these. */
+const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split('|');
 const CONNECTIONS = 10;
-const SECONDS = quick ? 1 : 8;
-const WARMUP = quick ? 0.5 : 3;
+const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const SECONDS = Number(flag('seconds') ?? (quick ? 1 : 3));
+const WARMUP = quick ? 0.5 : 2;
+const ROUNDS = Number(flag('rounds') ?? (quick ? 1 : 3));
 const ROUTES: Route[] = ['none', 'read', 'write'];
 
 function reachable(port: number): Promise<boolean> {
@@ -61,26 +64,70 @@ function stopServer(child: ChildProcess): Promise<void> {
 
 const usesRedis = (kind: Kind) => kind.endsWith('-redis');
 
-async function runScenario(scenario: Scenario, redis: RedisCommandCounter | undefined): Promise<ScenarioResult> {
-  const { child, port } = await startServer(scenario);
-  try {
-    const jars = await seedSessions(port, CONNECTIONS, 0, scenario.kind !== 'ceiling');
-    const result: ScenarioResult = { scenario, routes: {} };
-    for (const route of ROUTES) {
-      await load(port, route, jars, WARMUP);
-      const before = redis && usesRedis(scenario.kind) ? await redis.snapshot() : undefined;
-      const measured = await load(port, route, jars, SECONDS);
-      result.routes[route] = measured;
-      if (redis && before) {
-        const delta = RedisCommandCounter.delta(before, await redis.snapshot());
-        result.routes[route] = { ...measured, redis: perRequest(delta, measured.requests) };
-      }
-      process.stdout.write(`  ${route.padEnd(5)} ${Math.round(measured.rps).toString().padStart(7)} req/s  p50 ${measured.p50} ms  p99 ${measured.p99} ms${measured.errors || measured.non2xx ? `  (${measured.errors} errors, ${measured.non2xx} non-2xx)` : ''}\n`);
+interface Running {
+  scenario: Scenario;
+  child: ChildProcess;
+  port: number;
+  jars: Jar[];
+  result: ScenarioResult;
+  samples: Partial<Record<Route, Measured[]>>;
+  redisDelta: Partial<Record<Route, Map<string, number>>>;
+}
+
+const median = <T>(xs: T[], key: (x: T) => number): T => [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)]!;
+
+/**
+ * All of a platform's scenarios, measured in interleaved rounds: every round measures each scenario in
+ * turn, so that the machine's drift (a shared host, turbo, another tenant) hits them alike; the median
+ * round is reported. Idle servers cost nothing while another is measured.
+ */
+async function runPlatform(scenarios: Scenario[], redis: RedisCommandCounter | undefined): Promise<ScenarioResult[]> {
+  const running: Running[] = [];
+  const failed: ScenarioResult[] = [];
+  for (const scenario of scenarios) {
+    try {
+      const { child, port } = await startServer(scenario);
+      const jars = await seedSessions(port, CONNECTIONS, 0, scenario.kind.startsWith('ours-') || !['ceiling', 'noop-interceptor'].includes(scenario.kind));
+      running.push({ scenario, child, port, jars, result: { scenario, routes: {} }, samples: {}, redisDelta: {} });
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      console.log(`  ${LABELS[scenario.kind]}: failed to start: ${why}`);
+      failed.push({ scenario, routes: {}, skipped: `failed: ${why.split('\n')[0]}` });
     }
-    return result;
-  } finally {
-    await stopServer(child);
   }
+  try {
+    for (const route of ROUTES) {
+      for (const r of running) await load(r.port, route, r.jars, WARMUP);
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const r of running) {
+          const before = redis && usesRedis(r.scenario.kind) ? await redis.snapshot() : undefined;
+          const measured = await load(r.port, route, r.jars, SECONDS);
+          (r.samples[route] ??= []).push(measured);
+          if (redis && before) {
+            const delta = RedisCommandCounter.delta(before, await redis.snapshot());
+            const sum = (r.redisDelta[route] ??= new Map());
+            for (const [name, calls] of delta) sum.set(name, (sum.get(name) ?? 0) + calls);
+          }
+        }
+      }
+      for (const r of running) {
+        const samples = r.samples[route]!;
+        const mid = median(samples, (m) => m.rps);
+        const total = samples.reduce((n, m) => n + m.requests, 0);
+        const errors = samples.reduce((n, m) => n + m.errors, 0);
+        const non2xx = samples.reduce((n, m) => n + m.non2xx, 0);
+        const delta = r.redisDelta[route];
+        r.result.routes[route] = { ...mid, errors, non2xx, ...(delta ? { redis: perRequest(delta, total) } : {}) };
+        process.stdout.write(
+          `  ${LABELS[r.scenario.kind].padEnd(40)} ${route.padEnd(5)} ${Math.round(mid.rps).toString().padStart(7)} req/s  p50 ${mid.p50} ms  p99 ${mid.p99} ms` +
+            `${errors || non2xx ? `  (${errors} errors, ${non2xx} non-2xx)` : ''}  [rounds: ${samples.map((m) => Math.round(m.rps)).join(', ')}]\n`,
+        );
+      }
+    }
+  } finally {
+    await Promise.all(running.map((r) => stopServer(r.child)));
+  }
+  return [...running.map((r) => r.result), ...failed];
 }
 
 /** Session size 100 B to 10 KB for the cookie and Redis stores, then 10 to 100 connections. */
@@ -133,27 +180,26 @@ async function main(): Promise<void> {
     connections: CONNECTIONS,
     seconds: SECONDS,
     warmup: WARMUP,
+    rounds: ROUNDS,
     scenarios: [],
     scaling: [],
   };
   console.log(`nest-sessions benchmark, ${run.mode} mode: ${run.machine}, Node ${run.node}`);
-  for (const scenario of SCENARIOS) {
-    const name = `${scenario.platform}: ${LABELS[scenario.kind]}`;
-    if (only && !name.includes(only)) continue;
-    const missing = usesRedis(scenario.kind) && !services.redis ? 'no Redis at 127.0.0.1:6379' : scenario.kind === 'ours-postgres' && !services.postgres ? 'no PostgreSQL at 127.0.0.1:5432' : undefined;
-    if (missing) {
-      console.log(`${name}: skipped (${missing})`);
-      run.scenarios.push({ scenario, routes: {}, skipped: missing });
-      continue;
+  for (const platform of ['express', 'fastify'] as const) {
+    const wanted = SCENARIOS.filter((s) => s.platform === platform && (!only || only.some((o) => `${s.platform}: ${LABELS[s.kind]}`.includes(o))));
+    if (wanted.length === 0) continue;
+    console.log(platform === 'express' ? 'Express' : 'Fastify');
+    const runnable: Scenario[] = [];
+    for (const scenario of wanted) {
+      const missing = usesRedis(scenario.kind) && !services.redis ? 'no Redis at 127.0.0.1:6379' : scenario.kind === 'ours-postgres' && !services.postgres ? 'no PostgreSQL at 127.0.0.1:5432' : undefined;
+      if (missing) {
+        console.log(`  ${LABELS[scenario.kind]}: skipped (${missing})`);
+        run.scenarios.push({ scenario, routes: {}, skipped: missing });
+      } else {
+        runnable.push(scenario);
+      }
     }
-    console.log(name);
-    try {
-      run.scenarios.push(await runScenario(scenario, counter));
-    } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      console.log(`  failed: ${why}`);
-      run.scenarios.push({ scenario, routes: {}, skipped: `failed: ${why.split('\n')[0]}` });
-    }
+    run.scenarios.push(...(await runPlatform(runnable, counter)));
   }
   if (!only) {
     console.log('Scaling');

@@ -6,17 +6,11 @@
  * Each runs in its own forked process (server.ts); nothing here runs in the load generator's process.
  */
 import { Body, Controller, Get, Module, Post, Req, Res, type INestApplication, type Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { RedisStore } from 'connect-redis';
-import cookieSession from 'cookie-session';
-import expressSession from 'express-session';
-import fastifyCookie from '@fastify/cookie';
-import fastifySecureSession from '@fastify/secure-session';
-import fastifySession from '@fastify/session';
-import { getIronSession } from 'iron-session';
-import pg from 'pg';
-import { createClient } from 'redis';
+// Each server process imports only what its own scenario uses (see startScenario), so it starts quickly.
+type IronModule = typeof import('iron-session');
+let iron: IronModule;
 import {
   CookieSessionStore,
   InMemorySessionStore,
@@ -30,6 +24,7 @@ import {
 export type Platform = 'express' | 'fastify';
 export type Kind =
   | 'ceiling'
+  | 'noop-interceptor'
   | 'ours-memory'
   | 'ours-cookie'
   | 'ours-redis'
@@ -49,6 +44,7 @@ export interface Scenario {
 
 export const LABELS: Record<Kind, string> = {
   ceiling: 'no sessions (ceiling)',
+  'noop-interceptor': 'no sessions, a global no-op interceptor',
   'ours-memory': 'nest-sessions, in-memory',
   'ours-cookie': 'nest-sessions, cookie (encrypted)',
   'ours-redis': 'nest-sessions, Redis',
@@ -64,6 +60,7 @@ export const LABELS: Record<Kind, string> = {
 
 /** What runs where. Express middleware (express-session, cookie-session) is measured on Express, its home. */
 export const SCENARIOS: Scenario[] = [
+  ...(process.env.BENCH_NOOP ? [{ platform: 'fastify' as const, kind: 'noop-interceptor' as Kind }, { platform: 'express' as const, kind: 'noop-interceptor' as Kind }] : []),
   ...(['ceiling', 'ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres', 'express-session-memory', 'express-session-redis', 'cookie-session', 'iron-session'] as Kind[]).map(
     (kind) => ({ platform: 'express' as const, kind }),
   ),
@@ -136,11 +133,11 @@ const IRON = { password: SECRET, cookieName: 'session', cookieOptions: { secure:
 @Controller()
 class IronController {
   @Get('read') async read(@Req() req: unknown, @Res({ passthrough: true }) res: unknown) {
-    const session = await getIronSession<Body_>(raw(req) as never, raw(res) as never, IRON);
+    const session = await iron.getIronSession<Body_>(raw(req) as never, raw(res) as never, IRON);
     return { value: session.value ?? null };
   }
   @Post('write') async write(@Req() req: unknown, @Res({ passthrough: true }) res: unknown, @Body() body: Body_) {
-    const session = await getIronSession<Body_>(raw(req) as never, raw(res) as never, IRON);
+    const session = await iron.getIronSession<Body_>(raw(req) as never, raw(res) as never, IRON);
     session.value = body.value;
     if (body.blob) session.blob = body.blob;
     await session.save();
@@ -152,12 +149,19 @@ class IronController {
 }
 
 async function redisClient() {
+  const { createClient } = await import('redis');
   const client = createClient({ socket: { host: '127.0.0.1', port: 6379 } });
   await client.connect();
   return client;
 }
 
-function pgPool() {
+async function redisStore(prefix: string) {
+  const { RedisStore } = await import('connect-redis');
+  return new RedisStore({ client: await redisClient(), prefix });
+}
+
+async function pgPool() {
+  const { default: pg } = await import('pg');
   return new pg.Pool({ host: '127.0.0.1', port: 5432, database: process.env.PGDATABASE ?? 'test', user: process.env.PGUSER ?? 'postgres', max: 10 });
 }
 
@@ -170,7 +174,7 @@ async function oursStore(kind: Kind): Promise<SessionStore> {
     case 'ours-redis':
       return new RedisSessionStore(await redisClient(), { prefix: `${REDIS_PREFIX}ours:` });
     case 'ours-postgres':
-      return new PostgresSessionStore(pgPool(), { tableName: PG_TABLE, createTableIfMissing: true, pruneInterval: 0 });
+      return new PostgresSessionStore(await pgPool(), { tableName: PG_TABLE, createTableIfMissing: true, pruneInterval: 0 });
     default:
       throw new Error(`not ours: ${kind}`);
   }
@@ -180,53 +184,67 @@ async function oursStore(kind: Kind): Promise<SessionStore> {
 export async function startScenario({ platform, kind }: Scenario): Promise<{ app: INestApplication; port: number }> {
   const imports: unknown[] = [];
   let controller: Type = CeilingController;
-  if (kind.startsWith('ours-')) {
+  const providers: unknown[] = [];
+  if (kind === 'noop-interceptor') {
+    providers.push({ provide: APP_INTERCEPTOR, useValue: { intercept: (_c: unknown, next: { handle(): unknown }) => next.handle() } });
+  } else if (kind.startsWith('ours-')) {
     imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore(kind) }));
     controller = OursController;
   } else if (kind === 'iron-session') {
+    iron = await import('iron-session');
     controller = IronController;
   } else if (kind !== 'ceiling') {
     controller = ReqSessionController;
   }
 
-  @Module({ imports: imports as never[], controllers: [controller] })
+  @Module({ imports: imports as never[], controllers: [controller], providers: providers as never[] })
   class BenchModule {}
 
   const app =
     platform === 'fastify'
-      ? await NestFactory.create<NestFastifyApplication>(BenchModule, new FastifyAdapter(), { logger: false })
-      : await NestFactory.create(BenchModule, { logger: false });
+      ? await NestFactory.create<NestFastifyApplication>(BenchModule, new FastifyAdapter(), { logger: false, abortOnError: false })
+      : await NestFactory.create(BenchModule, { logger: false, abortOnError: false });
 
   switch (kind) {
-    case 'express-session-memory':
+    case 'express-session-memory': {
+      const { default: expressSession } = await import('express-session');
       // The setup users copy from the NestJS docs: resave and saveUninitialized off.
       app.use(expressSession({ secret: SECRET, resave: false, saveUninitialized: false, name: 'session' }));
       break;
-    case 'express-session-redis':
+    }
+    case 'express-session-redis': {
+      const { default: expressSession } = await import('express-session');
       app.use(
         expressSession({
           secret: SECRET,
           resave: false,
           saveUninitialized: false,
           name: 'session',
-          store: new RedisStore({ client: await redisClient(), prefix: `${REDIS_PREFIX}es:` }),
+          store: await redisStore(`${REDIS_PREFIX}es:`),
         }),
       );
       break;
-    case 'cookie-session':
+    }
+    case 'cookie-session': {
+      const { default: cookieSession } = await import('cookie-session');
       app.use(cookieSession({ name: 'session', keys: [SECRET] }));
       break;
-    case 'fastify-secure-session':
+    }
+    case 'fastify-secure-session': {
+      const { default: fastifySecureSession } = await import('@fastify/secure-session');
       await (app as NestFastifyApplication).register(fastifySecureSession as never, {
         key: Buffer.alloc(32, 7),
         cookieName: 'session',
         cookie: { path: '/', httpOnly: true },
       });
       break;
+    }
     case 'fastify-session-memory':
     case 'fastify-session-redis': {
+      const { default: fastifyCookie } = await import('@fastify/cookie');
+      const { default: fastifySession } = await import('@fastify/session');
       await (app as NestFastifyApplication).register(fastifyCookie as never);
-      const store = kind === 'fastify-session-redis' ? new RedisStore({ client: await redisClient(), prefix: `${REDIS_PREFIX}fs:` }) : undefined;
+      const store = kind === 'fastify-session-redis' ? await redisStore(`${REDIS_PREFIX}fs:`) : undefined;
       await (app as NestFastifyApplication).register(fastifySession as never, {
         secret: SECRET,
         cookieName: 'session',

@@ -18,6 +18,7 @@ try {
   process.on('disconnect', () => process.exit(0));
   process.send?.({ port });
 } catch (err) {
+  console.error(err);
   process.send?.({ error: err instanceof Error ? err.stack ?? err.message : String(err) });
   process.exit(1);
 }

@@ -1,4 +1,7 @@
-import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { createParamDecorator, UseInterceptors, type ExecutionContext } from '@nestjs/common';
+import { INTERCEPTORS_METADATA } from '@nestjs/common/constants.js';
+import { recordSessionMethod } from './session-routes.js';
+import { SessionsInterceptor } from './sessions.interceptor.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionsNotConfiguredError } from './sessions.errors.js';
 import { notHttp, type SessionHandle } from './sessions.service.js';
@@ -19,24 +22,6 @@ function sessionOf(_data: unknown, context: ExecutionContext) {
 
 const SessionParam = createParamDecorator(sessionOf);
 
-/** Method names that take `@Session()`, by the class that declares them. */
-const sessionMethods = new WeakMap<object, Set<string | symbol>>();
-
-/**
- * Whether a handler takes `@Session()`. Looked up by class and method name, not on the function, so a
- * method decorator that wraps the handler (logging, tracing) does not hide it.
- */
-export function takesSession(controller: Function, handler: Function): boolean {
-  for (let cls: Function | null = controller; cls && cls !== Function.prototype; cls = Object.getPrototypeOf(cls) as Function | null) {
-    const names = sessionMethods.get(cls);
-    if (!names) continue;
-    for (const name of names) {
-      if ((controller.prototype as Record<string | symbol, unknown>)?.[name] === handler) return true;
-    }
-  }
-  return false;
-}
-
 /**
  * The request's session, loaded before the handler runs and saved after it, if it changed:
  *
@@ -50,9 +35,10 @@ export function Session(): ParameterDecorator {
   return (target, propertyKey, index) => {
     param(target, propertyKey, index);
     if (propertyKey === undefined) return;
-    const cls = (target as { constructor: Function }).constructor;
-    let names = sessionMethods.get(cls);
-    if (!names) sessionMethods.set(cls, (names = new Set()));
-    names.add(propertyKey);
+    recordSessionMethod((target as { constructor: Function }).constructor, propertyKey);
+    // The interceptor goes on this method only: routes that take no session run none.
+    const descriptor = Object.getOwnPropertyDescriptor(target, propertyKey);
+    const interceptors = descriptor && (Reflect.getMetadata(INTERCEPTORS_METADATA, descriptor.value) as unknown[] | undefined);
+    if (descriptor && !interceptors?.includes(SessionsInterceptor)) UseInterceptors(SessionsInterceptor)(target, propertyKey, descriptor);
   };
 }

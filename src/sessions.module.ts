@@ -1,8 +1,10 @@
-import { Inject, Module, type DynamicModule } from '@nestjs/common';
-import { APP_INTERCEPTOR, ModulesContainer } from '@nestjs/core';
+import { Inject, Logger, Module, type DynamicModule, type NestInterceptor } from '@nestjs/common';
+import { INTERCEPTORS_METADATA } from '@nestjs/common/constants.js';
+import { APP_GUARD, APP_INTERCEPTOR, ModulesContainer } from '@nestjs/core';
+import { guardsOf, injects, methodsOf, unwiredSessionMethods } from './session-routes.js';
 import { SESSION_STORE, SESSIONS_CONFIG, SESSIONS_OPTIONS } from './sessions.constants.js';
 import { SessionsConfigError } from './sessions.errors.js';
-import { SessionsInterceptor } from './sessions.interceptor.js';
+import { GlobalSessionsInterceptor, SESSION_SAVER, SessionsInterceptor } from './sessions.interceptor.js';
 import {
   SessionsConfigurableModule,
   type SessionsModuleAsyncOptions,
@@ -10,6 +12,45 @@ import {
 import { resolveSessionsConfig, type SessionsConfig, type SessionsModuleOptions } from './sessions.options.js';
 import { SessionsService } from './sessions.service.js';
 import { CookieSessionStore } from './stores/cookie.store.js';
+
+const logger = new Logger('SessionsModule');
+
+/**
+ * Decides, at startup, which routes need the session interceptor, so that the others run none (an
+ * interceptor's mere presence costs a Nest route a large share of its throughput):
+ * - handlers that take `@Session()` got it from the decorator;
+ * - routes whose guards inject SessionsService get SESSION_SAVER, which saves what the guard changed;
+ * - a global guard that injects SessionsService, or a `@Session()` handler that a method decorator
+ *   replaced without copying its metadata, makes the interceptor global (every route pays; logged).
+ * Returns the global interceptor, or null (no global interceptor).
+ */
+function wireSessionRoutes(modules: ModulesContainer, sessions: SessionsService): NestInterceptor | null {
+  const reasons: string[] = [];
+  const unwired = unwiredSessionMethods(SessionsInterceptor);
+  if (unwired.length) reasons.push(`${unwired.join(', ')} take @Session() but a method decorator replaced them without copying their metadata`);
+  for (const module of modules.values()) {
+    for (const [token, wrapper] of module.providers) {
+      if (typeof token === 'string' && token.startsWith(APP_GUARD) && (injects(wrapper.metatype, SessionsService) || wrapper.inject?.includes(SessionsService))) {
+        reasons.push(`the global guard ${(wrapper.metatype as Function | null)?.name ?? token} uses SessionsService`);
+      }
+    }
+    for (const wrapper of [...module.controllers.values(), ...module.providers.values()]) {
+      const cls = wrapper.metatype;
+      if (typeof cls !== 'function' || wrapper.inject) continue;
+      for (const [, handler] of methodsOf(cls)) {
+        const guards = guardsOf(cls, handler);
+        if (!guards.some((g) => injects(g, SessionsService) || injects((g as object)?.constructor, SessionsService))) continue;
+        const interceptors = (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? [];
+        if (!interceptors.includes(SessionsInterceptor) && !interceptors.includes(SESSION_SAVER)) {
+          Reflect.defineMetadata(INTERCEPTORS_METADATA, [...interceptors, SESSION_SAVER], handler);
+        }
+      }
+    }
+  }
+  if (reasons.length === 0) return null;
+  logger.warn(`Sessions run on every route (a global interceptor, which costs throughput) because ${reasons.join('; ')}.`);
+  return new GlobalSessionsInterceptor(sessions);
+}
 
 /**
  * Sessions for the whole application. Import it once, in the root module:
@@ -32,7 +73,12 @@ import { CookieSessionStore } from './stores/cookie.store.js';
       inject: [SESSIONS_CONFIG],
     },
     SessionsService,
-    { provide: APP_INTERCEPTOR, useClass: SessionsInterceptor },
+    {
+      // Usually nothing (null): see wireSessionRoutes. Nest skips an APP_* factory that returns nothing.
+      provide: APP_INTERCEPTOR,
+      useFactory: (modules: ModulesContainer, sessions: SessionsService) => wireSessionRoutes(modules, sessions),
+      inject: [ModulesContainer, SessionsService],
+    },
   ],
   exports: [SessionsService, SESSION_STORE, SESSIONS_OPTIONS],
 })

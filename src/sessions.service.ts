@@ -137,6 +137,8 @@ export class SessionHandle {
   #token: string | undefined;
   /** How many cookies this response has set so far (chunks), so a later save can expire the extra ones. */
   #written = 0;
+  /** The session ended elsewhere while this request ran: nothing more is saved for it. */
+  #ended = false;
   #loading: Promise<TrackedSession> | undefined;
   #saving: Promise<void> = Promise.resolve();
   /** Who is saving, for the warning when the response is already gone. */
@@ -186,6 +188,10 @@ export class SessionHandle {
   async #save(): Promise<void> {
     const session = this.session;
     if (!session) return;
+    if (this.#ended) {
+      session._committed(undefined); // dropped, like everything this request changes from now on
+      return;
+    }
     const { store, storeContext: ctx, config } = this.service;
     const pending = session._pending();
     const loaded = this.#loaded;
@@ -271,5 +277,6 @@ export class SessionHandle {
   #gone(): void {
     this.service.logger.debug?.('The session ended while this request was running; its changes were dropped');
     this.#loaded = undefined;
+    this.#ended = true;
   }
 }

@@ -1,9 +1,11 @@
 import { Injectable, Module, type INestApplication } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import request from 'supertest';
 import { afterEach, beforeAll, afterAll, describe, expect, it, vi } from 'vitest';
 import {
   CookieSessionStore,
   InMemorySessionStore,
+  SessionsInterceptor,
   SESSION_STORE,
   SessionsModule,
   SessionsConfigError,
@@ -17,6 +19,8 @@ import {
   latches,
   OTHER_SECRET,
   ProbeController,
+  WrappedController,
+  LoadsSessionGuard,
   RecordingLogger,
   SECRET,
   sessionCookie,
@@ -330,11 +334,6 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       expect((await agent.get('/all')).body).toEqual({ list: ['late'] });
     });
 
-    it('@Session() works on a handler wrapped by another method decorator', async () => {
-      const res = await request(http).get('/wrapped').expect(200);
-      expect(res.body).toEqual({ isNew: true, wrapped: true });
-    });
-
     it('simultaneous first requests get distinct sessions', async () => {
       const responses = await Promise.all(Array.from({ length: 20 }, () => request(http).post('/write').send({ value: 1 })));
       expect(new Set(responses.map((r) => sessionCookie(r))).size).toBe(20);
@@ -508,7 +507,41 @@ describe.each(PLATFORMS)('on %s', (platform) => {
     });
   });
 
-  describe('module registration', () => {
+  describe('routes the decorator could not wire', () => {
+  it('a handler wrapped by another method decorator still gets its session, through a global interceptor (with a warning)', async () => {
+    const logger = new RecordingLogger();
+    const app = await createApp(SECRET, { controllers: [ProbeController, WrappedController], logger });
+    try {
+      const agent = request.agent(app.getHttpServer());
+      expect((await agent.get('/wrapped').expect(200)).body).toEqual({ isNew: true, wrapped: true });
+      expect((await agent.get('/all')).body).toEqual({ wrapped: true });
+      expect(logger.messages('warn').join('\n')).toMatch(/Sessions run on every route .* WrappedController.wrapped take @Session\(\) but a method decorator replaced them/);
+      // Wired routes are left to their own interceptor: one load, one save.
+      await agent.post('/write').send({ value: 1 }).expect(201);
+      expect((await agent.get('/all')).body).toEqual({ wrapped: true, value: 1 });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a global guard that uses SessionsService gets its changes saved on every route', async () => {
+    const logger = new RecordingLogger();
+    const app = await createApp(SECRET, {
+      logger,
+      providers: [LoadsSessionGuard, { provide: APP_GUARD, useClass: LoadsSessionGuard }],
+    });
+    try {
+      const agent = request.agent(app.getHttpServer());
+      await agent.get('/none?mark=global').expect(200);
+      expect((await agent.get('/all')).body).toEqual({ guard: 'global' });
+      expect(logger.messages('warn').join('\n')).toMatch(/the global guard LoadsSessionGuard uses SessionsService/);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('module registration', () => {
     it.each([0, -10])('maxAge %s fails at startup', async (maxAge) => {
       await expect(createApp({ secret: SECRET, maxAge })).rejects.toThrow(
         /SessionsModule.forRoot\(\): maxAge must be a number of seconds greater than 0/,
