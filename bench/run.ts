@@ -23,8 +23,8 @@ const quick = args.includes('--quick');
 const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split('|');
 const CONNECTIONS = 10;
 const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-const SECONDS = Number(flag('seconds') ?? (quick ? 1 : 3));
-const WARMUP = quick ? 0.5 : 2;
+const SECONDS = Number(flag('seconds') ?? (quick ? 0.7 : 3));
+const WARMUP = quick ? 0.3 : 2;
 const ROUNDS = Number(flag('rounds') ?? (quick ? 1 : 3));
 const ROUTES: Route[] = ['none', 'read', 'write'];
 
@@ -84,17 +84,21 @@ const median = <T>(xs: T[], key: (x: T) => number): T => [...xs].sort((a, b) => 
 async function runPlatform(scenarios: Scenario[], redis: RedisCommandCounter | undefined): Promise<ScenarioResult[]> {
   const running: Running[] = [];
   const failed: ScenarioResult[] = [];
-  for (const scenario of scenarios) {
-    try {
-      const { child, port } = await startServer(scenario);
-      const jars = await seedSessions(port, CONNECTIONS, 0, scenario.kind.startsWith('ours-') || !['ceiling', 'noop-interceptor'].includes(scenario.kind));
-      running.push({ scenario, child, port, jars, result: { scenario, routes: {} }, samples: {}, redisDelta: {} });
-    } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      console.log(`  ${LABELS[scenario.kind]}: failed to start: ${why}`);
-      failed.push({ scenario, routes: {}, skipped: `failed: ${why.split('\n')[0]}` });
-    }
-  }
+  // Started together: nothing is measured yet, and idle servers cost nothing later.
+  await Promise.all(
+    scenarios.map(async (scenario) => {
+      try {
+        const { child, port } = await startServer(scenario);
+        const jars = await seedSessions(port, CONNECTIONS, 0, !['ceiling', 'noop-interceptor'].includes(scenario.kind));
+        running.push({ scenario, child, port, jars, result: { scenario, routes: {} }, samples: {}, redisDelta: {} });
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        console.log(`  ${LABELS[scenario.kind]}: failed to start: ${why}`);
+        failed.push({ scenario, routes: {}, skipped: `failed: ${why.split('\n')[0]}` });
+      }
+    }),
+  );
+  running.sort((a, b) => scenarios.indexOf(a.scenario) - scenarios.indexOf(b.scenario));
   try {
     for (const route of ROUTES) {
       for (const r of running) await load(r.port, route, r.jars, WARMUP);

@@ -1,32 +1,59 @@
-import type { INestApplication } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
-import { afterEach, describe, expect, it } from 'vitest';
-import { AppModule } from '../../sample/app.module.js';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORMS } from '../fixtures/app.js';
 
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /**
- * The way applications start: NestFactory.create, not the testing module. Nest checks some things only
- * on this path (global enhancers, for one), so the sample app starts here on both platforms.
+ * The sample as `npm start` runs it: compiled by tsc, started by plain Node through NestFactory.create.
+ * Nest checks some things only on that path, and only outside the test runner's module loading (a
+ * global enhancer's shape, for one), so this is the test that sees what users see.
  */
-describe.each(PLATFORMS)('NestFactory.create on %s', (platform) => {
-  let app: INestApplication | undefined;
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
+beforeAll(() => {
+  execFileSync('npm', ['run', '--silent', 'build:sample'], { cwd: root, stdio: 'ignore' });
+}, 120_000);
+
+describe.each(PLATFORMS)('the compiled sample, started by Node, on %s', (platform) => {
+  let child: ChildProcess | undefined;
+  afterEach(() => {
+    child?.kill();
+    child = undefined;
   });
 
-  it('starts the sample app and serves a session over a real socket', async () => {
-    app =
-      platform === 'fastify'
-        ? await NestFactory.create(AppModule, new FastifyAdapter(), { logger: false, abortOnError: false })
-        : await NestFactory.create(AppModule, { logger: false, abortOnError: false });
-    await app.listen(0, '127.0.0.1');
-    const base = await app.getUrl();
-    const first = await fetch(`${base}/`);
+  it('starts and keeps a session over a real socket', async () => {
+    const port = await freePort();
+    child = spawn(process.execPath, ['sample/dist/main.js'], { cwd: root, env: { ...process.env, PORT: String(port), ADAPTER: platform } });
+    let output = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the sample did not start:\n${output}`)), 30_000);
+      const read = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('Sample app on')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child!.stdout!.on('data', read);
+      child!.stderr!.on('data', read);
+      child!.once('exit', (code) => reject(new Error(`the sample exited with code ${code}:\n${output}`)));
+    });
+    const first = await fetch(`http://127.0.0.1:${port}/`);
     expect(await first.json()).toEqual({ visits: 1, user: null });
     const cookie = first.headers.getSetCookie()[0]!.split(';')[0]!;
-    const second = await fetch(`${base}/`, { headers: { cookie } });
+    const second = await fetch(`http://127.0.0.1:${port}/`, { headers: { cookie } });
     expect(await second.json()).toEqual({ visits: 2, user: null });
-  });
+    expect(output).not.toMatch(/ERROR/);
+  }, 60_000);
 });
