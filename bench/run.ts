@@ -220,7 +220,7 @@ async function main(): Promise<void> {
     await pool.end();
   }
 
-  const results = join(here, '..', '..', 'bench', 'results');
+  const results = join(here, '..', '..', 'results'); // from bench/dist/bench to bench/results
   mkdirSync(results, { recursive: true });
   const report = markdown(run);
   writeFileSync(join(results, `${run.mode}.md`), report);

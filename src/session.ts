@@ -245,13 +245,7 @@ export class TrackedSession<T extends object = SessionData> {
     for (const [key, json] of this.#snapshots ?? []) {
       if (json !== UNSERIALISABLE) this.#values.set(key, JSON.parse(json));
     }
-    this.#undo = undefined;
-    this.#setKeys.clear();
-    this.#deletedKeys.clear();
-    this.#cleared = false;
-    this.#regenerate = false;
-    this.#destroyed = false;
-    this.#restart = false;
+    this.#forgetChanges();
   }
 
   /** @internal Called once a save went through: what was saved is the new starting point. */
@@ -266,6 +260,11 @@ export class TrackedSession<T extends object = SessionData> {
       }
     }
     this.#id = id;
+    this.#forgetChanges();
+  }
+
+  /** The current values become the starting point: nothing is pending any more. */
+  #forgetChanges(): void {
     this.#undo = undefined;
     this.#setKeys.clear();
     this.#deletedKeys.clear();

@@ -2,13 +2,12 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CookieSessionStore, SESSION_STORE, SessionsConfigError, type SessionSerializer } from '../../src/index.js';
-import { createApp as createAppOn, PLATFORMS, isExpiry, Jar, OTHER_SECRET, parseSetCookie, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
+import { appOn, PLATFORMS, isExpiry, Jar, OTHER_SECRET, parseSetCookie, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
 
 const text = (n: number) => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
 
 describe.each(PLATFORMS)('on %s', (platform) => {
-  const createApp = (options: Parameters<typeof createAppOn>[0], extra: Parameters<typeof createAppOn>[1] = {}) =>
-    createAppOn(options, { platform, ...extra });
+  const createApp = appOn(platform);
 
   describe('the cookie store', () => {
     let app: INestApplication;

@@ -13,7 +13,7 @@ import {
   type SessionsOptionsFactory,
 } from '../../src/index.js';
 import {
-  createApp as createAppOn,
+  appOn,
   PLATFORMS,
   Latch,
   latches,
@@ -59,8 +59,7 @@ class CountingStore extends InMemorySessionStore {
 }
 
 describe.each(PLATFORMS)('on %s', (platform) => {
-  const createApp = (options: Parameters<typeof createAppOn>[0], extra: Parameters<typeof createAppOn>[1] = {}) =>
-    createAppOn(options, { platform, ...extra });
+  const createApp = appOn(platform);
 
   describe('sessions over HTTP (in-memory store)', () => {
     let app: INestApplication;

@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ServerSessionStore, SessionsModuleOptions } from '../../src/index.js';
-import { createApp as createAppOn, Latch, PLATFORMS, latches, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
+import { appOn, Latch, PLATFORMS, latches, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
 import type { TcpProxy } from '../fixtures/tcp-proxy.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { newSessionId, signId } from '../../src/crypto/sign.js';
@@ -26,8 +26,7 @@ export type MakeStore = (options?: { timeout?: number; port?: number; maxPending
 /** The behaviour every server-side store must have, over real HTTP against a real backend. */
 export function describeServerStore(name: string, make: MakeStore): void {
   describe.each(PLATFORMS)(`${name}: sessions over HTTP on %s`, (platform) => {
-    const createApp = (options: Parameters<typeof createAppOn>[0], extra: Parameters<typeof createAppOn>[1] = {}) =>
-      createAppOn(options, { platform, ...extra });
+    const createApp = appOn(platform);
     let app: INestApplication;
     let http: ReturnType<INestApplication['getHttpServer']>;
     let backend: StoreUnderTest;
@@ -224,8 +223,7 @@ export async function eventually(check: () => Promise<void>, ms = 10_000): Promi
 /** A store whose backend goes away or hangs: a bounded wait, a clear 503, and recovery without a restart. */
 export function describeStoreFaults(name: string, make: MakeStore, proxy: () => TcpProxy): void {
   describe.each(PLATFORMS)(`${name}: when the backend is down or slow, on %s`, (platform) => {
-    const createApp = (options: Parameters<typeof createAppOn>[0], extra: Parameters<typeof createAppOn>[1] = {}) =>
-      createAppOn(options, { platform, ...extra });
+    const createApp = appOn(platform);
     let app: INestApplication;
     let http: ReturnType<INestApplication['getHttpServer']>;
     let backend: StoreUnderTest;
