@@ -225,12 +225,14 @@ async function main(): Promise<void> {
   const results = join(here, '..', '..', 'results'); // from bench/dist/bench to bench/results
   mkdirSync(results, { recursive: true });
   const report = markdown(run);
-  writeFileSync(join(results, `${run.mode}.md`), report);
-  writeFileSync(join(results, `${run.mode}.svg`), svg(run));
-  writeFileSync(join(results, `${run.mode}.json`), `${JSON.stringify(run, null, 2)}\n`);
+  // A run of some scenarios (--only) never replaces the record of a whole run.
+  const name = only ? `${run.mode}-partial` : run.mode;
+  writeFileSync(join(results, `${name}.md`), report);
+  writeFileSync(join(results, `${name}.svg`), svg(run));
+  writeFileSync(join(results, `${name}.json`), `${JSON.stringify(run, null, 2)}\n`);
   console.log(`\n${report}`);
   const missed = checkTargets(run).filter((c) => c.met === false);
-  console.log(`\nWrote bench/results/${run.mode}.md, .svg and .json in ${Math.round((Date.now() - started) / 1000)} s; ${missed.length} target(s) missed.`);
+  console.log(`\nWrote bench/results/${name}.md, .svg and .json in ${Math.round((Date.now() - started) / 1000)} s; ${missed.length} target(s) missed.`);
 }
 
 await main();
