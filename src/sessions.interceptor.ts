@@ -15,7 +15,7 @@ import { httpPairOf } from './transport/http.js';
 
 /** Loads the session (if it is not yet), runs the handler, saves after it (the 4xx/5xx rule applied). */
 function aroundHandler(handle: SessionHandle, context: ExecutionContext, next: CallHandler): Observable<unknown> {
-  handle.where = `${context.getClass().name}.${context.getHandler().name}`;
+  handle.context = context;
   return from(handle.load()).pipe(
     mergeMap(() => next.handle()),
     catchError((err: unknown) => from(afterError(handle, err))),

@@ -131,9 +131,7 @@ export class SessionHandle {
   session: TrackedSession | undefined;
   /** What the store returned for the request's token, updated after every save. */
   #loaded: LoadedSession | undefined;
-  /** The request carried a token, whether or not it opened. */
-  #hadToken = false;
-  /** The token the client holds, as far as this request knows. */
+  /** The token the client holds, as far as this request knows (also one that did not open). */
   #token: string | undefined;
   /** How many cookies this response has set so far (chunks), so a later save can expire the extra ones. */
   #written = 0;
@@ -141,8 +139,8 @@ export class SessionHandle {
   #ended = false;
   #loading: Promise<TrackedSession> | undefined;
   #saving: Promise<void> = Promise.resolve();
-  /** Who is saving, for the warning when the response is already gone. */
-  where = 'a handler';
+  /** The handler that runs, for the warning when the response is already gone (named only then). */
+  context: ExecutionContext | undefined;
 
   constructor(
     private readonly service: SessionsService,
@@ -159,7 +157,6 @@ export class SessionHandle {
     const token = transport.read(this.req);
     let loaded: LoadedSession | undefined;
     if (token !== undefined) {
-      this.#hadToken = true;
       this.#token = token;
       loaded = await store.load(token, storeContext);
       if (loaded && !isLive(loaded.times, config, Date.now())) loaded = undefined;
@@ -205,14 +202,14 @@ export class SessionHandle {
       // Deleted even when the response is gone: a logout must end the session on the server.
       if (loaded) await store.destroy(loaded, ctx);
       this.#loaded = undefined;
-      expire = this.#hadToken;
+      expire = this.#token !== undefined;
     } else if (pending.regenerate || !loaded) {
       const data = session._data();
       if (!pending.regenerate && Object.keys(data).length === 0) {
         // Nothing to keep: a token that did not open is expired, so the client stops sending it.
-        expire = this.#hadToken && !sent;
+        expire = this.#token !== undefined && !sent;
       } else if (sent) {
-        this.service.warnHeadersSent(this.where, 'the new session was not stored; the previous one, if any, is unchanged');
+        this.service.warnHeadersSent(this.#where(), 'the new session was not stored; the previous one, if any, is unchanged');
         return;
       } else {
         // Keep the creation time across regenerate: a new ID does not extend the absolute timeout.
@@ -230,14 +227,12 @@ export class SessionHandle {
           this.#loaded = fresh;
         }
       }
-    } else if (pending.modified) {
+    } else if (pending.modified || (!sent && (loaded.reissue || isTouchDue(loaded.times, config, now)))) {
+      // A change is a patch; an unchanged session due for a refresh (or a re-signing) is a touch.
       const times = refreshedTimes(config, now, loaded.times.createdAt);
-      issued = await store.update(loaded, pending.patch, session._data(), times, ctx);
-      if (issued) this.#loaded = { ...loaded, times, reissue: false };
-      else this.#gone();
-    } else if (!sent && (loaded.reissue || isTouchDue(loaded.times, config, now))) {
-      const times = refreshedTimes(config, now, loaded.times.createdAt);
-      issued = await store.touch(loaded, session._data(), times, ctx);
+      issued = pending.modified
+        ? await store.update(loaded, pending.patch, session._data(), times, ctx)
+        : await store.touch(loaded, session._data(), times, ctx);
       if (issued) this.#loaded = { ...loaded, times, reissue: false };
       else this.#gone();
     }
@@ -245,20 +240,23 @@ export class SessionHandle {
     if (sent) {
       // Server-side stores keep the token on a save: then nothing was lost. A new token or an expiry was.
       if (expire || (issued && issued.token !== this.#token)) {
-        this.service.warnHeadersSent(this.where, 'the session cookie could not be updated (the store was written where possible)');
+        this.service.warnHeadersSent(this.#where(), 'the session cookie could not be updated (the store was written where possible)');
       }
     } else if (issued && (issued.token !== this.#token || this.service.transport.resendUnchanged)) {
       // May throw (SessionTooLargeError) before any header is appended: the client keeps its old cookie.
       const cookies = this.service.transport.write(this.req, this.res, issued.token, secondsLeft(this.#loaded!.times, now), this.#written);
       this.#written = Math.max(this.#written, cookies);
       this.#token = issued.token;
-      this.#hadToken = true;
     } else if (expire) {
       this.service.transport.clear(this.req, this.res, this.#written);
       this.#token = undefined;
-      this.#hadToken = false;
     }
     session._committed(this.#loaded?.id);
+  }
+
+  #where(): string {
+    const context = this.context;
+    return context ? `${context.getClass().name}.${context.getHandler().name}` : 'a handler';
   }
 
   async #unavailableAs503<T>(work: Promise<T>): Promise<T> {
