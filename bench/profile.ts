@@ -38,6 +38,19 @@ profile.samples.forEach((id, i) => {
   self.set(key, (self.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0));
 });
 const total = [...self.values()].reduce((a, b) => a + b, 0);
-console.log(`${platform} ${kind} ${route}: ${Math.round(measured.rps)} req/s; self time by function:`);
+// Self time grouped by where the code lives: this library, Nest, RxJS, the platform, Node itself.
+const owner = (key: string): string => {
+  const where = key.slice(key.indexOf(' ') + 1);
+  if (where.startsWith('src/')) return 'nest-sessions (src/)';
+  if (where.startsWith('bench/') || where.startsWith('file:')) return 'benchmark app';
+  const pkg = /^(@[^/]+\/[^/]+|[^/:]+)\//.exec(where);
+  if (pkg) return pkg[1]!;
+  return where.startsWith('node:') ? 'node (JS)' : key.startsWith('(') ? key.trim() : 'node (native)';
+};
+const groups = new Map<string, number>();
+for (const [key, t] of self) groups.set(owner(key), (groups.get(owner(key)) ?? 0) + t);
+console.log(`${platform} ${kind} ${route}: ${Math.round(measured.rps)} req/s; self time by owner:`);
+for (const [key, t] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${key}`);
+console.log('self time by function:');
 for (const [key, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${key}`);
 rmSync(dir, { recursive: true, force: true });
