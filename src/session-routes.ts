@@ -1,44 +1,65 @@
-import { GUARDS_METADATA, INTERCEPTORS_METADATA } from '@nestjs/common/constants.js';
+import { GUARDS_METADATA } from '@nestjs/common/constants.js';
 
 /**
- * Which handlers take `@Session()`, by the class that declares them and the method's name. Kept by name,
- * not on the function, so that a method decorator that wraps the handler does not hide it.
+ * Which handlers take `@Session()`, by the class that declares them and the method's name, with the
+ * parameter's position. Kept by name, not on the function, so that a method decorator that wraps the
+ * handler does not hide it.
  */
-const sessionMethods = new WeakMap<object, Set<string | symbol>>();
-/** The same classes, iterable: looked through once, at startup. */
+const sessionMethods = new WeakMap<object, Map<string | symbol, number>>();
+/** The same classes, iterable: looked through at startup. */
 const sessionClasses = new Set<Function>();
+/** The functions `wrapSessionMethods` put in place. */
+const wrappers = new WeakSet<Function>();
 
 /** @internal Called by `@Session()`. */
-export function recordSessionMethod(cls: Function, name: string | symbol): void {
+export function recordSessionMethod(cls: Function, name: string | symbol, index: number): void {
   let names = sessionMethods.get(cls);
-  if (!names) sessionMethods.set(cls, (names = new Set()));
-  names.add(name);
+  if (!names) sessionMethods.set(cls, (names = new Map()));
+  if (!names.has(name)) names.set(name, index);
   sessionClasses.add(cls);
 }
 
 /** @internal Whether a handler takes `@Session()` (looked up through the class hierarchy). */
 export function takesSession(controller: Function, handler: Function): boolean {
+  if (wrappers.has(handler)) return true;
   for (let cls: Function | null = controller; cls && cls !== Function.prototype; cls = Object.getPrototypeOf(cls) as Function | null) {
     const names = sessionMethods.get(cls);
     if (!names) continue;
-    for (const name of names) {
+    for (const name of names.keys()) {
       if ((controller.prototype as Record<string | symbol, unknown>)?.[name] === handler) return true;
     }
   }
   return false;
 }
 
-/** @internal Handlers taking `@Session()` that lost the interceptor the decorator gave them (a wrapping decorator). */
-export function unwiredSessionMethods(interceptor: Function): string[] {
-  const out: string[] = [];
+/** @internal Whether `handler` is a method that `wrapSessionMethods` wrapped (it saves its own session). */
+export function isSessionMethod(handler: Function): boolean {
+  return wrappers.has(handler);
+}
+
+/**
+ * @internal Replaces every method that takes `@Session()` with `wrap(method, parameterIndex)`, once per
+ * process (a wrapped method is left alone). Runs at startup, before Nest reads the routes, so that the
+ * router, guards and interceptors all see the wrapper. The wrapper carries the method's own metadata
+ * (route, guards, interceptors, custom keys), its name and its length.
+ */
+export function wrapSessionMethods(wrap: (method: Function, index: number) => Function): void {
   for (const cls of sessionClasses) {
-    for (const name of sessionMethods.get(cls) ?? []) {
-      const handler = (cls.prototype as Record<string | symbol, unknown>)[name];
-      const interceptors = typeof handler === 'function' ? (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) : undefined;
-      if (!interceptors?.includes(interceptor)) out.push(`${cls.name}.${String(name)}`);
+    for (const [name, index] of sessionMethods.get(cls) ?? []) {
+      const proto = cls.prototype as object;
+      const descriptor = Object.getOwnPropertyDescriptor(proto, name);
+      const method = descriptor?.value as unknown;
+      if (typeof method !== 'function' || wrappers.has(method)) continue;
+      const wrapper = wrap(method, index);
+      for (const key of Reflect.getOwnMetadataKeys(method)) {
+        Reflect.defineMetadata(key, Reflect.getOwnMetadata(key, method), wrapper);
+      }
+      Object.defineProperty(wrapper, 'name', { value: method.name, configurable: true });
+      Object.defineProperty(wrapper, 'length', { value: method.length, configurable: true });
+      wrappers.add(wrapper);
+      Object.defineProperty(proto, name, { ...descriptor, value: wrapper });
     }
   }
-  return out;
 }
 
 /** Whether a class asks for `token` in its constructor (by type, or with @Inject). */

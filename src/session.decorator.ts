@@ -1,23 +1,32 @@
-import { createParamDecorator, UseInterceptors, type ExecutionContext } from '@nestjs/common';
-import { INTERCEPTORS_METADATA } from '@nestjs/common/constants.js';
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import type { TrackedSession } from './session.js';
 import { recordSessionMethod } from './session-routes.js';
-import { SessionsInterceptor } from './sessions.interceptor.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionsNotConfiguredError } from './sessions.errors.js';
-import { notHttp, type SessionHandle } from './sessions.service.js';
+import { notHttp, sessionsServiceFor, type SessionHandle } from './sessions.service.js';
 import { httpPairOf } from './transport/http.js';
 
-function sessionOf(_data: unknown, context: ExecutionContext) {
+/**
+ * The session, loaded here on first use (Nest awaits a promise from a parameter decorator). A guard
+ * that loaded it already hands over the same object.
+ */
+function sessionOf(_data: unknown, context: ExecutionContext): TrackedSession | Promise<TrackedSession> {
   const pair = httpPairOf(context);
   if (!pair) throw notHttp(context);
-  const handle = (pair.req as { [SESSION_HANDLE]?: SessionHandle })[SESSION_HANDLE];
-  if (!handle?.session) {
-    throw new SessionsNotConfiguredError(
-      `@Session() in ${context.getClass().name}.${context.getHandler().name} found no session: import ` +
-        `SessionsModule.forRoot(secret) (or forRootAsync) in the application's root module`,
-    );
+  const req = pair.req as { [SESSION_HANDLE]?: SessionHandle };
+  let handle = req[SESSION_HANDLE];
+  if (!handle) {
+    const sessions = sessionsServiceFor(req);
+    if (!sessions) {
+      throw new SessionsNotConfiguredError(
+        `@Session() in ${context.getClass().name}.${context.getHandler().name} found no session: import ` +
+          `SessionsModule.forRoot(secret) (or forRootAsync) in the application's root module`,
+      );
+    }
+    handle = sessions.handleOf(req, pair.res);
   }
-  return handle.session;
+  handle.context = context;
+  return handle.session ?? handle.load();
 }
 
 const SessionParam = createParamDecorator(sessionOf);
@@ -34,11 +43,8 @@ export function Session(): ParameterDecorator {
   const param = SessionParam();
   return (target, propertyKey, index) => {
     param(target, propertyKey, index);
-    if (propertyKey === undefined) return;
-    recordSessionMethod((target as { constructor: Function }).constructor, propertyKey);
-    // The interceptor goes on this method only: routes that take no session run none.
-    const descriptor = Object.getOwnPropertyDescriptor(target, propertyKey);
-    const interceptors = descriptor && (Reflect.getMetadata(INTERCEPTORS_METADATA, descriptor.value) as unknown[] | undefined);
-    if (descriptor && !interceptors?.includes(SessionsInterceptor)) UseInterceptors(SessionsInterceptor)(target, propertyKey, descriptor);
+    // At startup the module wraps the method so that it saves the session when it returns (see
+    // wrapSessionMethods): no interceptor, which in Nest costs a route a large share of its throughput.
+    if (propertyKey !== undefined) recordSessionMethod((target as { constructor: Function }).constructor, propertyKey, index);
   };
 }

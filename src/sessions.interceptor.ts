@@ -7,23 +7,51 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { INTERCEPTORS_METADATA } from '@nestjs/common/constants.js';
-import { catchError, concatMap, from, mergeMap, type Observable } from 'rxjs';
-import { takesSession } from './session-routes.js';
+import { catchError, concatMap, from, isObservable, mergeMap, type Observable } from 'rxjs';
+import { isSessionMethod, takesSession } from './session-routes.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
-import { SessionsService, type SessionHandle } from './sessions.service.js';
+import { handleOfSession, SessionsService, type SessionHandle } from './sessions.service.js';
 import { httpPairOf } from './transport/http.js';
 
-/** Loads the session (if it is not yet), runs the handler, saves after it (the 4xx/5xx rule applied). */
-function aroundHandler(handle: SessionHandle, context: ExecutionContext, next: CallHandler): Observable<unknown> {
-  handle.context = context;
-  return from(handle.load()).pipe(
-    mergeMap(() => next.handle()),
+/**
+ * What a method that takes `@Session()` becomes at startup (see wrapSessionMethods): it runs the method
+ * with the session that `@Session()` loaded, then saves it, before Nest sends the response; on an error,
+ * the 4xx/5xx rule applies. An Observable result is saved after each value, as an interceptor would.
+ * Called with anything but a loaded session (a unit test calling the method), it is the method as it was.
+ */
+export function aroundSessionMethod(method: Function, index: number): Function {
+  return function (this: unknown, ...args: unknown[]): unknown {
+    const handle = handleOfSession(args[index]);
+    return handle ? runAndSave(handle, method, this, args) : method.apply(this, args);
+  };
+}
+
+async function runAndSave(handle: SessionHandle, method: Function, self: unknown, args: unknown[]): Promise<unknown> {
+  let value: unknown;
+  try {
+    value = await method.apply(self, args);
+  } catch (err) {
+    return afterError(handle, err);
+  }
+  if (isObservable(value)) return savedAfterEach(handle, value);
+  await handle.save();
+  return value;
+}
+
+function savedAfterEach(handle: SessionHandle, values: Observable<unknown>): Observable<unknown> {
+  return values.pipe(
     catchError((err: unknown) => from(afterError(handle, err))),
     concatMap(async (value) => {
       await handle.save();
       return value;
     }),
   );
+}
+
+/** Loads the session (if it is not yet), runs the handler, saves after it (the 4xx/5xx rule applied). */
+function aroundHandler(handle: SessionHandle, context: ExecutionContext, next: CallHandler): Observable<unknown> {
+  handle.context = context;
+  return savedAfterEach(handle, from(handle.load()).pipe(mergeMap(() => next.handle())));
 }
 
 /**
@@ -44,10 +72,12 @@ function handleOf(context: ExecutionContext): SessionHandle | undefined {
 /**
  * Loads the session before the handler and saves it after, once, only if something changed.
  *
- * `@Session()` puts it on its own method when the class is defined, so a route that takes no session
- * runs no interceptor at all: with Nest, the mere presence of an interceptor costs a route about a third
- * of its throughput on Fastify. It works for HTTP handlers and for GraphQL resolvers whose context
- * carries `req` and `res`; WebSocket and microservice handlers pass through untouched.
+ * Handlers that take `@Session()` need none: they load through the decorator and save through the
+ * wrapper the module gives them at startup, because with Nest the mere presence of an interceptor costs
+ * a route about a third of its throughput on Fastify. The module uses it where a guard loads the session
+ * (SESSION_SAVER) and, with a warning, globally; you may put it on a route yourself. It works for HTTP
+ * handlers and GraphQL resolvers whose context carries `req` and `res`; WebSocket and microservice
+ * handlers pass through untouched.
  */
 @Injectable()
 export class SessionsInterceptor implements NestInterceptor {
@@ -73,8 +103,8 @@ export class SessionsInterceptor implements NestInterceptor {
 }
 
 /**
- * The fallback on every route, for apps where a route could not be wired at startup (see
- * SessionsModule). Routes that were wired have their own interceptor, and are left to it.
+ * The fallback on every route, for apps whose global guard loads the session (see SessionsModule).
+ * Routes that save by themselves (a `@Session()` handler, SESSION_SAVER) are left to that.
  */
 export class GlobalSessionsInterceptor extends SessionsInterceptor {
   readonly #wired = new WeakMap<Function, boolean>();
@@ -84,7 +114,8 @@ export class GlobalSessionsInterceptor extends SessionsInterceptor {
     let wired = this.#wired.get(handler);
     if (wired === undefined) {
       const own = (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? [];
-      this.#wired.set(handler, (wired = own.includes(SessionsInterceptor) || own.includes(SESSION_SAVER)));
+      wired = isSessionMethod(handler) || own.includes(SessionsInterceptor) || own.includes(SESSION_SAVER);
+      this.#wired.set(handler, wired);
     }
     return wired ? next.handle() : super.intercept(context, next);
   }

@@ -1,10 +1,10 @@
 import { Inject, Logger, Module, type DynamicModule, type NestInterceptor } from '@nestjs/common';
 import { INTERCEPTORS_METADATA } from '@nestjs/common/constants.js';
 import { APP_GUARD, APP_INTERCEPTOR, ModulesContainer } from '@nestjs/core';
-import { guardsOf, injects, methodsOf, unwiredSessionMethods } from './session-routes.js';
+import { guardsOf, injects, methodsOf, wrapSessionMethods } from './session-routes.js';
 import { SESSION_STORE, SESSIONS_CONFIG, SESSIONS_OPTIONS } from './sessions.constants.js';
 import { SessionsConfigError } from './sessions.errors.js';
-import { GlobalSessionsInterceptor, SESSION_SAVER, SessionsInterceptor } from './sessions.interceptor.js';
+import { aroundSessionMethod, GlobalSessionsInterceptor, SESSION_SAVER, SessionsInterceptor } from './sessions.interceptor.js';
 import {
   SessionsConfigurableModule,
   type SessionsModuleAsyncOptions,
@@ -16,18 +16,19 @@ import { CookieSessionStore } from './stores/cookie.store.js';
 const logger = new Logger('SessionsModule');
 
 /**
- * Decides, at startup, which routes need the session interceptor, so that the others run none (an
- * interceptor's mere presence costs a Nest route a large share of its throughput):
- * - handlers that take `@Session()` got it from the decorator;
- * - routes whose guards inject SessionsService get SESSION_SAVER, which saves what the guard changed;
- * - a global guard that injects SessionsService, or a `@Session()` handler that a method decorator
- *   replaced without copying its metadata, makes the interceptor global (every route pays; logged).
+ * Wires the routes at startup, before Nest reads them, so that routes that take no session run no
+ * session code at all (with Nest, an interceptor's mere presence costs a route a large share of its
+ * throughput):
+ * - methods that take `@Session()` are wrapped so that they save when they return (the decorator
+ *   loads the session); no interceptor;
+ * - routes whose guards inject SessionsService get SESSION_SAVER, which saves what the guard changed
+ *   whether or not the handler takes the session, also when a pipe then refuses the request;
+ * - a global guard that injects SessionsService makes the interceptor global (every route pays; logged).
  * Returns the global interceptor, or null (no global interceptor).
  */
 function wireSessionRoutes(modules: ModulesContainer, sessions: SessionsService): NestInterceptor | null {
+  wrapSessionMethods(aroundSessionMethod);
   const reasons: string[] = [];
-  const unwired = unwiredSessionMethods(SessionsInterceptor);
-  if (unwired.length) reasons.push(`${unwired.join(', ')} take @Session() but a method decorator replaced them without copying their metadata`);
   for (const module of modules.values()) {
     for (const [token, wrapper] of module.providers) {
       if (typeof token === 'string' && token.startsWith(APP_GUARD) && (injects(wrapper.metatype, SessionsService) || wrapper.inject?.includes(SessionsService))) {

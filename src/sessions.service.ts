@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
+import { Inject, Injectable, Logger, ServiceUnavailableException, type ExecutionContext, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { SESSION_HANDLE, SESSION_STORE, SESSIONS_CONFIG } from './sessions.constants.js';
 import { TrackedSession, type SessionData } from './session.js';
@@ -13,6 +13,33 @@ import type { SessionTransport } from './transport/session-transport.js';
 
 type RequestLike = object & { [SESSION_HANDLE]?: SessionHandle };
 
+/** Each application's service, by its platform instance (the Express app, the Fastify instance). */
+const servicesByApp = new WeakMap<object, SessionsService>();
+/** The only service registered in this process, if there is only one (null once there are several). */
+let soleService: SessionsService | null | undefined;
+
+/**
+ * @internal The service of the application a request belongs to: Express requests know their app
+ * (`req.app`), Fastify requests their instance (`req.server`, which may be a plugin's child of the
+ * root instance). On another platform, the process's only application.
+ */
+export function sessionsServiceFor(req: object): SessionsService | undefined {
+  const { app, server } = req as { app?: unknown; server?: unknown };
+  for (let owner = app ?? server; owner && owner !== Object.prototype; owner = Object.getPrototypeOf(owner)) {
+    const found = servicesByApp.get(owner as object);
+    if (found) return found;
+  }
+  return soleService ?? undefined;
+}
+
+/** The handle of each session object, so that the handler's wrapper can save what it was given. */
+const handlesBySession = new WeakMap<object, SessionHandle>();
+
+/** @internal The handle behind a session that `@Session()` produced; undefined for anything else. */
+export function handleOfSession(value: unknown): SessionHandle | undefined {
+  return typeof value === 'object' && value !== null ? handlesBySession.get(value) : undefined;
+}
+
 /**
  * Loads and saves the sessions of requests. The interceptor uses it; guards and middleware can too:
  *
@@ -21,7 +48,7 @@ type RequestLike = object & { [SESSION_HANDLE]?: SessionHandle };
  * ```
  */
 @Injectable()
-export class SessionsService {
+export class SessionsService implements OnModuleInit {
   readonly #logger = new Logger('SessionsModule');
   /** @internal */
   readonly io: HttpIo;
@@ -41,6 +68,13 @@ export class SessionsService {
       ? new HeaderTransport(this.io, config.header)
       : new CookieTransport(this.io, config.cookie, store.maxChunks ?? 1);
     this.storeContext = { keyring: config.keyring, tokenName: this.transport.tokenName, logger: this.#logger };
+  }
+
+  /** Makes this application's requests find this service (the platform instance exists by now). */
+  onModuleInit(): void {
+    const instance = this.io.platformInstance();
+    if (instance) servicesByApp.set(instance, this);
+    soleService = soleService === undefined || soleService === this ? this : null;
   }
 
   /**
@@ -163,8 +197,9 @@ export class SessionHandle {
       if (!loaded) this.service.logger.debug?.('A session token did not open (unknown, expired or not ours); starting a new session');
     }
     this.#loaded = loaded;
-    this.session = new TrackedSession(loaded?.data, loaded?.id, () => this.save());
-    return this.session;
+    const session = new TrackedSession(loaded?.data, loaded?.id, () => this.save());
+    handlesBySession.set(session, this);
+    return (this.session = session);
   }
 
   /**

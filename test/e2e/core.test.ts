@@ -19,6 +19,7 @@ import {
   latches,
   OTHER_SECRET,
   ProbeController,
+  HandlersController,
   WrappedController,
   LoadsSessionGuard,
   RecordingLogger,
@@ -506,21 +507,59 @@ describe.each(PLATFORMS)('on %s', (platform) => {
     });
   });
 
-  describe('routes the decorator could not wire', () => {
-  it('a handler wrapped by another method decorator still gets its session, through a global interceptor (with a warning)', async () => {
+  describe('how handlers that take @Session() are run', () => {
+  it('a handler another method decorator replaced still loads and saves its session, with no global interceptor', async () => {
     const logger = new RecordingLogger();
     const app = await createApp(SECRET, { controllers: [ProbeController, WrappedController], logger });
     try {
       const agent = request.agent(app.getHttpServer());
       expect((await agent.get('/wrapped').expect(200)).body).toEqual({ isNew: true, wrapped: true });
       expect((await agent.get('/all')).body).toEqual({ wrapped: true });
-      expect(logger.messages('warn').join('\n')).toMatch(/Sessions run on every route .* WrappedController.wrapped take @Session\(\) but a method decorator replaced them/);
-      // Wired routes are left to their own interceptor: one load, one save.
-      await agent.post('/write').send({ value: 1 }).expect(201);
-      expect((await agent.get('/all')).body).toEqual({ wrapped: true, value: 1 });
+      expect(logger.messages('warn')).toEqual([]);
+      expect(Reflect.getMetadata('__interceptors__', WrappedController.prototype.wrapped)).toBeUndefined();
     } finally {
       await app.close();
     }
+  });
+
+  describe('with the metadata, pipes and results of ordinary Nest handlers', () => {
+    let app: INestApplication;
+    let agent: ReturnType<typeof request.agent>;
+    beforeAll(async () => {
+      app = await createApp(SECRET, { controllers: [ProbeController, HandlersController] });
+      agent = request.agent(app.getHttpServer());
+    });
+    afterAll(() => app.close());
+
+    it('a guard reads the handler\'s own metadata through Reflector', async () => {
+      await agent.get('/handlers/role').expect(403);
+      expect((await agent.get('/handlers/role').set('x-role', 'admin').expect(200)).body).toEqual({ role: 'admin' });
+      expect((await agent.get('/all')).body).toMatchObject({ role: 'admin' });
+    });
+
+    it('a pipe on another parameter refuses the request with its 400; the next one is saved', async () => {
+      const refused = await agent.post('/handlers/count/many').expect(400);
+      expect(refused.body.message).toMatch(/numeric string is expected/);
+      await agent.post('/handlers/count/3').expect(201);
+      expect((await agent.get('/all')).body).toMatchObject({ count: 3 });
+    });
+
+    it('an Observable result is saved after each value, changes made while it runs included', async () => {
+      expect((await agent.get('/handlers/observable').expect(200)).body).toEqual({ step: 2 });
+      expect((await agent.get('/all')).body).toMatchObject({ step: 2, late: true });
+    });
+
+    it('a failing Observable rolls back what it changed', async () => {
+      await agent.get('/handlers/observable-fails').expect(500);
+      expect((await agent.get('/all')).body).not.toHaveProperty('doomed');
+    });
+
+    it('the method, called directly with something that is not a loaded session, is the method as written', () => {
+      const controller = new HandlersController();
+      const fake = { set: vi.fn() };
+      expect(controller.count(5, fake as never)).toEqual({ count: 5 });
+      expect(fake.set).toHaveBeenCalledWith('count', 5);
+    });
   });
 
   it('a global guard that uses SessionsService gets its changes saved on every route', async () => {
