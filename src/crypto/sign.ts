@@ -23,16 +23,46 @@ export function signId(id: string, keyring: Keyring): string {
 }
 
 export interface VerifiedId {
-  id: string;
+  readonly id: string;
   /** Position of the key that verified it: 0 is the newest, anything else wants re-signing. */
-  keyIndex: number;
+  readonly keyIndex: number;
 }
+
+/** How many verified tokens each keyring remembers. */
+export const VERIFIED_CACHE_SIZE = 10_000;
+
+/**
+ * Tokens this process has verified, per keyring: a returning client's ID is not verified again on
+ * every request (an HMAC is a large share of a read's own cost). Only tokens that passed the check
+ * go in, keyed by their exact text, so a forged or altered token is never found here and always takes
+ * the full check; finding one tells nothing to whoever does not already hold it. The store, not this
+ * cache, decides whether the session still exists. Full, it forgets the oldest entries first.
+ */
+const verifiedByKeyring = new WeakMap<Keyring, Map<string, VerifiedId>>();
 
 /**
  * Checks a signed ID from the client. Anything that is not exactly `<43 chars>.<43 chars>` of base64url
  * is refused before any HMAC is computed; signatures are compared in constant time.
  */
 export function verifySignedId(token: string, keyring: Keyring): VerifiedId | undefined {
+  let verified = verifiedByKeyring.get(keyring);
+  const known = verified?.get(token);
+  if (known) return known;
+  const result = checkSignedId(token, keyring);
+  if (result) {
+    if (!verified) verifiedByKeyring.set(keyring, (verified = new Map()));
+    if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+    verified.set(token, result);
+  }
+  return result;
+}
+
+/** @internal How many tokens a keyring remembers (for tests). */
+export function verifiedCount(keyring: Keyring): number {
+  return verifiedByKeyring.get(keyring)?.size ?? 0;
+}
+
+function checkSignedId(token: string, keyring: Keyring): VerifiedId | undefined {
   if (token.length !== TOKEN_LENGTH || token.charCodeAt(B64_LEN) !== 46 /* . */) return undefined;
   const id = token.slice(0, B64_LEN);
   const sig = token.slice(B64_LEN + 1);
