@@ -78,9 +78,27 @@ export function seal(keyring: Keyring, tokenName: string, contents: SealContents
   return Buffer.concat([header, body]).toString('base64url');
 }
 
+/** How much text (in UTF-16 code units: tokens and payloads) each keyring's memory of opened tokens holds. */
+export const OPENED_CACHE_UNITS = 2 * 1024 * 1024;
+
+interface OpenedCache {
+  readonly entries: Map<string, Opened>;
+  units: number;
+}
+
+/**
+ * Tokens this process has opened, per keyring and cookie name: a client sends the same cookie on every
+ * request until the session changes, and decrypting it each time (a key derivation, a cipher) is most
+ * of a read's own cost. Only tokens that opened go in, keyed by their exact text, so an altered one is
+ * never found and always takes the full check. The times are checked against `now` on every use, so a
+ * remembered token still expires. Bounded by the size of what it holds; full, it forgets the oldest.
+ */
+const openedByKeyring = new WeakMap<Keyring, OpenedCache>();
+
 /**
  * Opens a token, or says why it would not. Never throws: anything from the client is untrusted input.
  * `now` is checked against the sealed times (expiry, and issue times in the future beyond the skew).
+ * The result is shared with later calls for the same token: treat it as read-only.
  */
 export function open(
   keyring: Keyring,
@@ -88,6 +106,43 @@ export function open(
   token: string,
   now: number,
 ): Opened | { failure: OpenFailure } {
+  let cache = openedByKeyring.get(keyring);
+  const key = `${tokenName}=${token}`;
+  let opened = cache?.entries.get(key);
+  if (!opened) {
+    const result = decrypt(keyring, tokenName, token);
+    if ('failure' in result) return result;
+    opened = result;
+    if (!cache) openedByKeyring.set(keyring, (cache = { entries: new Map(), units: 0 }));
+    remember(cache, key, opened);
+  }
+  const { times } = opened;
+  if (times.refreshedAt > now + CLOCK_SKEW_MS) return { failure: 'future-dated' };
+  if (times.expiresAt <= now) return { failure: 'expired' };
+  return opened;
+}
+
+function remember(cache: OpenedCache, key: string, opened: Opened): void {
+  const units = (entry: [string, Opened]) => entry[0].length + entry[1].payload.length;
+  const size = units([key, opened]);
+  if (size > OPENED_CACHE_UNITS / 64) return; // a huge session would push out many small ones
+  cache.entries.set(key, opened);
+  cache.units += size;
+  for (const entry of cache.entries) {
+    if (cache.units <= OPENED_CACHE_UNITS) break;
+    cache.entries.delete(entry[0]);
+    cache.units -= units(entry);
+  }
+}
+
+/** @internal How many opened tokens a keyring remembers, and how much text (for tests). */
+export function openedCacheSize(keyring: Keyring): { entries: number; units: number } {
+  const cache = openedByKeyring.get(keyring);
+  return { entries: cache?.entries.size ?? 0, units: cache?.units ?? 0 };
+}
+
+/** The format and cryptographic checks of `open`; the times are checked for order only. */
+function decrypt(keyring: Keyring, tokenName: string, token: string): Opened | { failure: OpenFailure } {
   if (token.length < Math.ceil((MIN_BYTES * 4) / 3) || !BASE64URL.test(token)) return { failure: 'malformed' };
   const bytes = Buffer.from(token, 'base64url');
   // Node's decoder forgives odd lengths and stray bits in the last character: insist on the one spelling.
@@ -119,18 +174,16 @@ export function open(
     return { failure: 'tampered' };
   }
 
-  const times: SessionTimes = {
+  const times: SessionTimes = Object.freeze({
     createdAt: plain.readDoubleBE(0),
     refreshedAt: plain.readDoubleBE(8),
     expiresAt: plain.readDoubleBE(16),
-  };
+  });
   if (!(times.createdAt <= times.refreshedAt && times.refreshedAt <= times.expiresAt)) return { failure: 'malformed' };
-  if (times.refreshedAt > now + CLOCK_SKEW_MS) return { failure: 'future-dated' };
-  if (times.expiresAt <= now) return { failure: 'expired' };
-  return {
+  return Object.freeze({
     id: plain.subarray(TIMES, PLAIN_HEAD).toString('base64url'),
     times,
     payload: plain.subarray(PLAIN_HEAD).toString('utf8'),
     keyIndex,
-  };
+  });
 }

@@ -1,0 +1,75 @@
+import { createDecipheriv } from 'node:crypto';
+import { describe, expect, it, vi } from 'vitest';
+import { Keyring } from '../../src/crypto/keyring.js';
+import { CLOCK_SKEW_MS, open, openedCacheSize, OPENED_CACHE_UNITS, seal, type SealContents } from '../../src/crypto/seal.js';
+
+// Counts decryptions, to see which opens are answered from memory.
+vi.mock('node:crypto', async (importOriginal) => {
+  const crypto = await importOriginal<typeof import('node:crypto')>();
+  return { ...crypto, createDecipheriv: vi.fn(crypto.createDecipheriv) };
+});
+const deciphers = vi.mocked(createDecipheriv);
+
+const SECRET = 's'.repeat(32) + '-seal-cache';
+const NOW = 1_700_000_000_000;
+const contents = (payload = '{"user":"ann"}', expiresAt = NOW + 3_600_000): SealContents => ({
+  id: 'AAAAAAAAAAAAAAAAAAAAAA',
+  times: { createdAt: NOW - 1000, refreshedAt: NOW, expiresAt },
+  payload,
+});
+const outcome = (result: ReturnType<typeof open>) => ('failure' in result ? result.failure : 'opened');
+
+describe('opened tokens are remembered', () => {
+  it('a token sent again is not decrypted again, and opens to the same contents', () => {
+    const ring = new Keyring([SECRET]);
+    const token = seal(ring, 'session', contents());
+    deciphers.mockClear();
+    const first = open(ring, 'session', token, NOW);
+    expect(open(ring, 'session', token, NOW + 1000)).toEqual(first);
+    expect(deciphers).toHaveBeenCalledTimes(1);
+    expect(first).toMatchObject({ payload: '{"user":"ann"}', keyIndex: 0 });
+  });
+
+  it('what it returns cannot be changed by a caller', () => {
+    const ring = new Keyring([SECRET]);
+    const opened = open(ring, 'session', seal(ring, 'session', contents()), NOW);
+    expect(outcome(opened)).toBe('opened');
+    expect(() => ((opened as { times: { expiresAt: number } }).times.expiresAt = Infinity)).toThrow(TypeError);
+  });
+
+  it('a remembered token still expires, and is still refused when dated too far ahead', () => {
+    const ring = new Keyring([SECRET]);
+    const token = seal(ring, 'session', contents(undefined, NOW + 60_000));
+    expect(outcome(open(ring, 'session', token, NOW))).toBe('opened');
+    expect(outcome(open(ring, 'session', token, NOW + 60_000))).toBe('expired');
+    expect(outcome(open(ring, 'session', token, NOW - CLOCK_SKEW_MS - 1))).toBe('future-dated');
+  });
+
+  it('altered, truncated and renamed copies of a remembered token take the full check and fail', () => {
+    const ring = new Keyring([SECRET]);
+    const token = seal(ring, 'session', contents());
+    expect(outcome(open(ring, 'session', token, NOW))).toBe('opened');
+    const flipped = token.slice(0, 40) + (token[40] === 'A' ? 'B' : 'A') + token.slice(41);
+    deciphers.mockClear();
+    expect(outcome(open(ring, 'session', flipped, NOW))).toBe('tampered');
+    expect(outcome(open(ring, 'session', token.slice(0, -4), NOW))).not.toBe('opened');
+    expect(outcome(open(ring, 'other', token, NOW))).toBe('tampered');
+    expect(outcome(open(new Keyring([SECRET.toUpperCase()]), 'session', token, NOW))).toBe('unknown key');
+    expect(deciphers).toHaveBeenCalledTimes(2); // the flipped and the renamed one reached the cipher
+  });
+
+  it('is bounded by what it holds, and leaves out a session too large to be worth it', () => {
+    const ring = new Keyring([SECRET]);
+    const payload = JSON.stringify({ text: 'x'.repeat(2000) });
+    for (let i = 0; i < 1000; i++) open(ring, 'session', seal(ring, 'session', contents(payload)), NOW);
+    const { entries, units } = openedCacheSize(ring);
+    expect(units).toBeLessThanOrEqual(OPENED_CACHE_UNITS);
+    expect(entries).toBeLessThan(1000);
+    expect(entries).toBeGreaterThan(100);
+
+    const small = new Keyring([SECRET]);
+    const huge = seal(small, 'session', contents(JSON.stringify({ text: 'y'.repeat(OPENED_CACHE_UNITS / 32) })));
+    expect(outcome(open(small, 'session', huge, NOW))).toBe('opened');
+    expect(openedCacheSize(small).entries).toBe(0);
+  });
+});
