@@ -26,7 +26,9 @@ export function serializeFields(data: SessionData): [string, string][] {
 export function parseFields(fields: Iterable<[string, string]>): SessionData {
   const data: SessionData = {};
   for (const [key, json] of fields) {
-    Object.defineProperty(data, key, { value: JSON.parse(json), enumerable: true, writable: true, configurable: true });
+    // Assignment to "__proto__" would set the prototype instead: that one key is defined.
+    if (key === '__proto__') Object.defineProperty(data, key, { value: JSON.parse(json), enumerable: true, writable: true, configurable: true });
+    else data[key] = JSON.parse(json);
   }
   return data;
 }
