@@ -38,6 +38,8 @@ export class TrackedSession<T extends object = SessionData> {
   #restart = false;
   #id: string | undefined;
   #saver: (() => Promise<void>) | undefined;
+  /** @internal What loaded the session and saves it (the module's per-request handle); unset otherwise. */
+  _owner: object | undefined = undefined;
 
   /**
    * @param data the stored data (taken over, not copied)
