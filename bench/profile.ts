@@ -21,23 +21,31 @@ const port = await new Promise<number>((resolve, reject) => {
 });
 const jars = await seedSessions(port, 10, 0, kind !== 'ceiling');
 await load(port, route as Route, jars, 1);
+// The profile's clock is the monotonic one hrtime reads, in µs: only samples of the measured window count.
+const from = Number(process.hrtime.bigint() / 1000n);
 const measured = await load(port, route as Route, jars, Number(seconds));
+const to = Number(process.hrtime.bigint() / 1000n);
 await new Promise<void>((resolve) => {
   child.once('exit', () => resolve());
   child.send('stop');
 });
 type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number } };
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;
-const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[]; startTime: number };
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const self = new Map<string, number>();
+let at = profile.startTime;
 profile.samples.forEach((id, i) => {
+  at += profile.timeDeltas[i] ?? 0;
+  if (at < from || at > to) return;
   const frame = byId.get(id)!.callFrame;
   const where = frame.url ? `${frame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/bench\/dist\//, '')}:${frame.lineNumber}` : '';
   const key = `${frame.functionName || '(anonymous)'} ${where}`;
   self.set(key, (self.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0));
 });
 const total = [...self.values()].reduce((a, b) => a + b, 0);
+/** Share of the measured window, and CPU µs per request (idle excluded from neither: it is listed). */
+const cell = (t: number) => `${((100 * t) / total).toFixed(1).padStart(5)}% ${(t / measured.requests).toFixed(1).padStart(6)} µs/req`;
 // Self time grouped by where the code lives: this library, Nest, RxJS, the platform, Node itself.
 const owner = (key: string): string => {
   const where = key.slice(key.indexOf(' ') + 1);
@@ -49,8 +57,9 @@ const owner = (key: string): string => {
 };
 const groups = new Map<string, number>();
 for (const [key, t] of self) groups.set(owner(key), (groups.get(owner(key)) ?? 0) + t);
-console.log(`${platform} ${kind} ${route}: ${Math.round(measured.rps)} req/s; self time by owner:`);
-for (const [key, t] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${key}`);
+const busy = total - (self.get('(idle) ') ?? 0);
+console.log(`${platform} ${kind} ${route}: ${Math.round(measured.rps)} req/s (profiled); ${(busy / measured.requests).toFixed(1)} µs of CPU per request; self time by owner:`);
+for (const [key, t] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`${cell(t)}  ${key}`);
 console.log('self time by function:');
-for (const [key, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${key}`);
+for (const [key, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${cell(t)}  ${key}`);
 rmSync(dir, { recursive: true, force: true });
