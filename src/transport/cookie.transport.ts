@@ -39,6 +39,8 @@ export class CookieTransport implements SessionTransport {
   readonly #needle: string;
   /** A token of this many characters or more cannot be real; refused unread. */
   readonly #maxToken: number;
+  /** Room left for a chunk's value, by chunk, Max-Age and Secure: the same few on every save. */
+  readonly #rooms = new Map<string, number>();
 
   constructor(
     private readonly io: HttpIo,
@@ -135,7 +137,7 @@ export class CookieTransport implements SessionTransport {
 
   /** Cookie values for `token`: itself if it fits, else chunks; throws SessionTooLargeError past maxChunks. */
   #split(token: string, maxAge: number, secure: boolean): string[] {
-    const room = (index: number) => COOKIE_LIMIT - cookieHeader(this.#chunkName(index), '', this.#options(maxAge, secure)).length;
+    const room = (index: number) => this.#room(index, maxAge, secure);
     if (token.length <= room(0)) return [token];
     let capacity = room(0);
     for (let count = 2; count <= this.#maxChunks; count++) {
@@ -156,6 +158,19 @@ export class CookieTransport implements SessionTransport {
     const limit = this.#maxChunks === 1 ? room(0) : capacity - prefixLength;
     const carriers = `${this.#maxChunks} cookie${this.#maxChunks === 1 ? '' : 's'} of ${COOKIE_LIMIT} bytes (with these cookie attributes)`;
     throw new SessionTooLargeError(token.length, limit, carriers);
+  }
+
+  /** What a chunk's value may take up of COOKIE_LIMIT, its name and attributes counted (remembered). */
+  #room(index: number, maxAge: number, secure: boolean): number {
+    const key = `${index} ${maxAge} ${secure}`;
+    let room = this.#rooms.get(key);
+    if (room === undefined) {
+      // Sessions that are not rolling count Max-Age down: keep the memory small.
+      if (this.#rooms.size >= 64) this.#rooms.clear();
+      room = COOKIE_LIMIT - cookieHeader(this.#chunkName(index), '', this.#options(maxAge, secure)).length;
+      this.#rooms.set(key, room);
+    }
+    return room;
   }
 }
 
