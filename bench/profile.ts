@@ -61,5 +61,5 @@ const busy = total - (self.get('(idle) ') ?? 0);
 console.log(`${platform} ${kind} ${route}: ${Math.round(measured.rps)} req/s (profiled); ${(busy / measured.requests).toFixed(1)} µs of CPU per request; self time by owner:`);
 for (const [key, t] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`${cell(t)}  ${key}`);
 console.log('self time by function:');
-for (const [key, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${cell(t)}  ${key}`);
+for (const [key, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_TOP ?? 30))) console.log(`${cell(t)}  ${key}`);
 rmSync(dir, { recursive: true, force: true });

@@ -68,14 +68,22 @@ export function seal(keyring: Keyring, tokenName: string, contents: SealContents
   head.writeDoubleBE(contents.times.createdAt, 0);
   head.writeDoubleBE(contents.times.refreshedAt, 8);
   head.writeDoubleBE(contents.times.expiresAt, 16);
-  if (Buffer.from(contents.id, 'base64url').copy(head, TIMES) !== SEALED_ID_BYTES) {
+  const idBytes = Buffer.from(contents.id, 'base64url');
+  if (idBytes.copy(head, TIMES) !== SEALED_ID_BYTES) {
     throw new Error('A sealed session ID must be 16 bytes');
   }
 
   const cipher = createCipheriv('aes-256-gcm', tokenKey(key, salt), iv, { authTagLength: TAG });
   cipher.setAAD(aad(header, tokenName));
   const body = Buffer.concat([cipher.update(head), cipher.update(contents.payload, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-  return Buffer.concat([header, body]).toString('base64url');
+  const token = Buffer.concat([header, body]).toString('base64url');
+  // The client sends this token back next: what it opens to is known, so opening it then costs a lookup.
+  // Only when decrypting would give exactly these contents back (and not refuse them).
+  const { id, times, payload } = contents;
+  if (idBytes.toString('base64url') === id && timesInOrder(times) && payload.isWellFormed()) {
+    remember(cacheOf(keyring), `${tokenName}=${token}`, Object.freeze({ id, times: Object.freeze({ ...times }), payload, keyIndex: 0 }));
+  }
+  return token;
 }
 
 /** How much text (in UTF-16 code units: tokens and payloads) each keyring's memory of opened tokens holds. */
@@ -87,10 +95,10 @@ interface OpenedCache {
 }
 
 /**
- * Tokens this process has opened, per keyring and cookie name: a client sends the same cookie on every
- * request until the session changes, and decrypting it each time (a key derivation, a cipher) is most
- * of a read's own cost. Only tokens that opened go in, keyed by their exact text, so an altered one is
- * never found and always takes the full check. The times are checked against `now` on every use, so a
+ * Tokens this process has opened or sealed, per keyring and cookie name: a client sends the same cookie
+ * on every request until the session changes, and decrypting it each time (a key derivation, a cipher)
+ * is most of a read's own cost. Only tokens that opened, or that `seal` just made, go in, keyed by their
+ * exact text, so an altered one is never found and always takes the full check. The times are checked against `now` on every use, so a
  * remembered token still expires. Bounded by the size of what it holds; full, it forgets the oldest.
  */
 const openedByKeyring = new WeakMap<Keyring, OpenedCache>();
@@ -106,20 +114,27 @@ export function open(
   token: string,
   now: number,
 ): Opened | { failure: OpenFailure } {
-  let cache = openedByKeyring.get(keyring);
   const key = `${tokenName}=${token}`;
-  let opened = cache?.entries.get(key);
+  let opened = openedByKeyring.get(keyring)?.entries.get(key);
   if (!opened) {
     const result = decrypt(keyring, tokenName, token);
     if ('failure' in result) return result;
-    opened = result;
-    if (!cache) openedByKeyring.set(keyring, (cache = { entries: new Map(), units: 0 }));
-    remember(cache, key, opened);
+    remember(cacheOf(keyring), key, (opened = result));
   }
   const { times } = opened;
   if (times.refreshedAt > now + CLOCK_SKEW_MS) return { failure: 'future-dated' };
   if (times.expiresAt <= now) return { failure: 'expired' };
   return opened;
+}
+
+function timesInOrder(times: SessionTimes): boolean {
+  return times.createdAt <= times.refreshedAt && times.refreshedAt <= times.expiresAt;
+}
+
+function cacheOf(keyring: Keyring): OpenedCache {
+  let cache = openedByKeyring.get(keyring);
+  if (!cache) openedByKeyring.set(keyring, (cache = { entries: new Map(), units: 0 }));
+  return cache;
 }
 
 function remember(cache: OpenedCache, key: string, opened: Opened): void {
@@ -179,7 +194,7 @@ function decrypt(keyring: Keyring, tokenName: string, token: string): Opened | {
     refreshedAt: plain.readDoubleBE(8),
     expiresAt: plain.readDoubleBE(16),
   });
-  if (!(times.createdAt <= times.refreshedAt && times.refreshedAt <= times.expiresAt)) return { failure: 'malformed' };
+  if (!timesInOrder(times)) return { failure: 'malformed' };
   return Object.freeze({
     id: plain.subarray(TIMES, PLAIN_HEAD).toString('base64url'),
     times,

@@ -21,13 +21,34 @@ const outcome = (result: ReturnType<typeof open>) => ('failure' in result ? resu
 
 describe('opened tokens are remembered', () => {
   it('a token sent again is not decrypted again, and opens to the same contents', () => {
+    // Sealed by another process (another keyring of the same secret): decrypted the first time only.
+    const token = seal(new Keyring([SECRET]), 'session', contents());
     const ring = new Keyring([SECRET]);
-    const token = seal(ring, 'session', contents());
     deciphers.mockClear();
     const first = open(ring, 'session', token, NOW);
     expect(open(ring, 'session', token, NOW + 1000)).toEqual(first);
     expect(deciphers).toHaveBeenCalledTimes(1);
     expect(first).toMatchObject({ payload: '{"user":"ann"}', keyIndex: 0 });
+  });
+
+  it('a token this process sealed opens without decryption, to what decryption gives', () => {
+    const ring = new Keyring([SECRET]);
+    const payload = '{"note":"Grüße 🍪"}';
+    const token = seal(ring, 'session', contents(payload));
+    deciphers.mockClear();
+    const remembered = open(ring, 'session', token, NOW);
+    expect(deciphers).not.toHaveBeenCalled();
+    expect(open(new Keyring([SECRET]), 'session', token, NOW)).toEqual(remembered);
+    expect(deciphers).toHaveBeenCalledTimes(1);
+  });
+
+  it('a seal that decryption would refuse or change is not remembered', () => {
+    const ring = new Keyring([SECRET]);
+    const contradictory = { ...contents(), times: { createdAt: NOW, refreshedAt: NOW - 1, expiresAt: NOW + 1000 } };
+    expect(outcome(open(ring, 'session', seal(ring, 'session', contradictory), NOW))).toBe('malformed');
+    // A lone surrogate (from a serializer of your own) comes back from UTF-8 as U+FFFD.
+    const lone = seal(ring, 'session', contents('{"x":"\ud800"}'));
+    expect(open(ring, 'session', lone, NOW)).toMatchObject({ payload: '{"x":"\ufffd"}' });
   });
 
   it('what it returns cannot be changed by a caller', () => {
