@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { SessionData, SessionPatch } from '../session.js';
 import { SessionsConfigError } from '../sessions.errors.js';
-import { serializeFields } from './fields.js';
+import { parseFields, serializeFields } from './fields.js';
 import { listenForErrors } from './client-errors.js';
 import { hashEntries, redisCommands, RedisScript, type RedisCommands } from './redis-client.js';
 import { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './server-store.js';
@@ -48,9 +48,17 @@ function meta(times: SessionTimes): string {
 }
 
 function parseMeta(text: string | undefined): SessionTimes | undefined {
-  const parts = text?.split(':').map(Number);
-  if (!parts || parts.length !== 3 || !parts.every(Number.isFinite)) return undefined;
-  return { createdAt: parts[0]!, refreshedAt: parts[1]!, expiresAt: parts[2]! };
+  if (text === undefined) return undefined;
+  const first = text.indexOf(':');
+  const second = text.indexOf(':', first + 1);
+  if (first < 0 || second < 0 || text.indexOf(':', second + 1) >= 0) return undefined;
+  const createdAt = Number(text.slice(0, first));
+  const refreshedAt = Number(text.slice(first + 1, second));
+  const expiresAt = Number(text.slice(second + 1));
+  // Number('') is 0: an empty part is as unreadable as a word.
+  if (first === 0 || second === first + 1 || second === text.length - 1) return undefined;
+  if (!Number.isFinite(createdAt) || !Number.isFinite(refreshedAt) || !Number.isFinite(expiresAt)) return undefined;
+  return { createdAt, refreshedAt, expiresAt };
 }
 
 /**
@@ -94,15 +102,11 @@ export class RedisSessionStore extends ServerSessionStore {
       else if (field.startsWith(DATA)) fields.push([field.slice(1), value]);
     }
     if (!times) return this.#corrupt(key, 'no readable metadata');
-    const data: SessionData = {};
     try {
-      for (const [name, json] of fields) {
-        Object.defineProperty(data, name, { value: JSON.parse(json), enumerable: true, writable: true, configurable: true });
-      }
+      return { data: parseFields(fields), times };
     } catch (err) {
       return this.#corrupt(key, (err as Error).message);
     }
-    return { data, times };
   }
 
   protected async insert(id: string, data: SessionData, times: SessionTimes, signal: AbortSignal): Promise<boolean> {

@@ -161,6 +161,7 @@ export abstract class ServerSessionStore implements SessionStore {
     const slice: Slice = { controller, calls: new Set(), until: now + SLICE_MS };
     setTimeout(() => {
       if (this.#current === slice) this.#current = undefined; // no call joins a slice that has fired
+      if (slice.calls.size === 0) return; // the usual case: every call answered in time
       controller.abort();
       for (const entry of slice.calls) {
         entry.fail(new SessionStoreUnavailableError(`${this.constructor.name}: ${entry.what} took longer than ${this.timeout} ms`));
