@@ -23,7 +23,7 @@ function sessionOf(_data: unknown, context: ExecutionContext): TrackedSession | 
           `SessionsModule.forRoot(secret) (or forRootAsync) in the application's root module`,
       );
     }
-    handle = sessions.handleOf(req, pair.res);
+    handle = sessions.handleFor(req, pair.res);
   }
   handle.context = context;
   return handle.session ?? handle.load();

@@ -99,6 +99,11 @@ export class SessionsService implements OnModuleInit {
     } else {
       req = contextOrReq as RequestLike;
     }
+    return this.handleFor(req, res);
+  }
+
+  /** @internal The handle of a request, created on first use (which needs the response). */
+  handleFor(req: RequestLike, res: object | undefined): SessionHandle {
     let handle = req[SESSION_HANDLE];
     if (!handle) {
       if (!res) throw new TypeError('SessionsService.load(req, res) needs the response too');
