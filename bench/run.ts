@@ -122,7 +122,13 @@ async function runPlatform(scenarios: Scenario[], redis: RedisCommandCounter | u
         const errors = samples.reduce((n, m) => n + m.errors, 0);
         const non2xx = samples.reduce((n, m) => n + m.non2xx, 0);
         const delta = r.redisDelta[route];
-        r.result.routes[route] = { ...mid, errors, non2xx, ...(delta ? { redis: perRequest(delta, total) } : {}) };
+        r.result.routes[route] = {
+          ...mid,
+          rounds: samples.map((m) => m.rps),
+          errors,
+          non2xx,
+          ...(delta ? { redis: perRequest(delta, total) } : {}),
+        };
         process.stdout.write(
           `  ${LABELS[r.scenario.kind].padEnd(40)} ${route.padEnd(5)} ${Math.round(mid.rps).toString().padStart(7)} req/s  p50 ${mid.p50} ms  p99 ${mid.p99} ms` +
             `${errors || non2xx ? `  (${errors} errors, ${non2xx} non-2xx)` : ''}  [rounds: ${samples.map((m) => Math.round(m.rps)).join(', ')}]\n`,
