@@ -353,6 +353,14 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({ value: 1, guard: 'g2' });
     });
 
+    it("a guard's change is saved when a pipe then refuses the request, on a route that takes @Session() too", async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
+      await request(http).post('/guarded/count/many?mark=g4').set('Cookie', cookie).expect(400);
+      expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({ value: 1, guard: 'g4' });
+      await request(http).post('/guarded/count/2').set('Cookie', cookie).expect(201);
+      expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({ value: 1, guard: 'g4', count: 2 });
+    });
+
     it('a guard that rejects leaves the session unsaved', async () => {
       const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
       const res = await request(http).get('/guarded/plain?mark=g3&deny=1').set('Cookie', cookie).expect(403);
