@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --only=<text>]
+ * npm run bench [-- --quick] [-- --only=<text>] [-- --scaling (with --only: the scaling run too)]
  *
  * Runs every scenario (scenarios.ts) in a forked server process, drives it with autocannon, and writes
  * bench/results/<mode>.md and bench/results/<mode>.svg. Quick mode takes under two minutes; full mode
@@ -213,7 +213,7 @@ async function main(): Promise<void> {
     }
     run.scenarios.push(...(await runPlatform(runnable, counter)));
   }
-  if (!only) {
+  if (!only || args.includes('--scaling')) {
     console.log('Scaling');
     run.scaling = await runScaling(services);
   }
