@@ -98,8 +98,9 @@ interface OpenedCache {
  * Tokens this process has opened or sealed, per keyring and cookie name: a client sends the same cookie
  * on every request until the session changes, and decrypting it each time (a key derivation, a cipher)
  * is most of a read's own cost. Only tokens that opened, or that `seal` just made, go in, keyed by their
- * exact text, so an altered one is never found and always takes the full check. The times are checked against `now` on every use, so a
- * remembered token still expires. Bounded by the size of what it holds; full, it forgets the oldest.
+ * exact text, so an altered one is never found and always takes the full check. The times are checked
+ * against `now` on every use, so a remembered token still expires. Bounded by the size of what it
+ * holds; full, it forgets the oldest.
  */
 const openedByKeyring = new WeakMap<Keyring, OpenedCache>();
 

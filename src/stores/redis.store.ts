@@ -52,11 +52,11 @@ function parseMeta(text: string | undefined): SessionTimes | undefined {
   const first = text.indexOf(':');
   const second = text.indexOf(':', first + 1);
   if (first < 0 || second < 0 || text.indexOf(':', second + 1) >= 0) return undefined;
+  // Number('') is 0: an empty part is as unreadable as a word.
+  if (first === 0 || second === first + 1 || second === text.length - 1) return undefined;
   const createdAt = Number(text.slice(0, first));
   const refreshedAt = Number(text.slice(first + 1, second));
   const expiresAt = Number(text.slice(second + 1));
-  // Number('') is 0: an empty part is as unreadable as a word.
-  if (first === 0 || second === first + 1 || second === text.length - 1) return undefined;
   if (!Number.isFinite(createdAt) || !Number.isFinite(refreshedAt) || !Number.isFinite(expiresAt)) return undefined;
   return { createdAt, refreshedAt, expiresAt };
 }

@@ -91,6 +91,33 @@ describe.skipIf(!up)('RedisSessionStore', () => {
     }
   });
 
+  // Times of a live session, spelled wrongly: each must make the record unreadable, not half-read.
+  it.each<[string, (now: number, exp: number) => string]>([
+    ['empty', () => ''],
+    ['two parts', (now) => `${now}:${now}`],
+    ['four parts', (now, exp) => `${now}:${now}:${exp}:1`],
+    ['an empty first part', (now, exp) => `:${now}:${exp}`],
+    ['an empty middle part', (now, exp) => `${now}::${exp}`],
+    ['a word', (now, exp) => `x:${now}:${exp}`],
+    ['an infinite expiry', (now) => `${now}:${now}:Infinity`],
+  ])('metadata with %s is unreadable: the session is treated as missing', async (_what, spell) => {
+    const backend = await clients['node-redis 5']!();
+    const raw = createClient({ socket: { port: REDIS_PORT } });
+    await raw.connect();
+    try {
+      const context = { keyring: new Keyring(['k'.repeat(32)]), tokenName: 'session', logger: new Logger('t') };
+      const now = Date.now();
+      const exp = now + 60_000;
+      const created = await backend.store.create({ a: 1 }, { createdAt: now, refreshedAt: now, expiresAt: exp }, context);
+      expect(await backend.store.load(created.token, context)).toMatchObject({ data: { a: 1 } });
+      await raw.hSet((backend.store as RedisSessionStore).key(created.id), '@', spell(now, exp));
+      expect(await backend.store.load(created.token, context)).toBeUndefined();
+    } finally {
+      await raw.quit();
+      await backend.close();
+    }
+  });
+
   it('a store whose script cache was emptied (restart, failover) loads the script again', async () => {
     const backend = await clients['node-redis 5']!();
     const raw = createClient({ socket: { port: REDIS_PORT } });
