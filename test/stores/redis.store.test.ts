@@ -5,7 +5,7 @@ import * as redis6 from 'redis6';
 import { Logger } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Keyring } from '../../src/crypto/keyring.js';
-import { RedisSessionStore, SessionsConfigError } from '../../src/index.js';
+import { RedisSessionStore, SessionsConfigError, type SessionStoreContext } from '../../src/index.js';
 import { TcpProxy } from '../fixtures/tcp-proxy.js';
 import { counted, inspect, type Sent } from './redis-helpers.js';
 import { describeServerStore, describeStoreFaults, eventually, type MakeStore } from './server-store-suite.js';
@@ -60,6 +60,21 @@ const clients: Record<string, MakeStore> = {
   'ioredis 6': ioRedis(ioredis6 as unknown as IoRedisModule, 'io6-'),
 };
 
+/** A node-redis 5 store, a plain client beside it to look at or spoil what the store wrote, and a context. */
+async function withRaw(
+  test: (tools: { backend: Awaited<ReturnType<MakeStore>>; raw: ReturnType<typeof createClient>; context: SessionStoreContext }) => Promise<void>,
+): Promise<void> {
+  const backend = await clients['node-redis 5']!();
+  const raw = createClient({ socket: { port: REDIS_PORT } });
+  await raw.connect();
+  try {
+    await test({ backend, raw, context: { keyring: new Keyring(['k'.repeat(32)]), tokenName: 'session', logger: new Logger('t') } });
+  } finally {
+    await raw.quit();
+    await backend.close();
+  }
+}
+
 describe.skipIf(!up)('RedisSessionStore', () => {
   for (const [name, make] of Object.entries(clients)) {
     describeServerStore(`RedisSessionStore with ${name}`, make);
@@ -73,11 +88,7 @@ describe.skipIf(!up)('RedisSessionStore', () => {
   }
 
   it('keeps each top-level key in its own hash field, next to the metadata', async () => {
-    const backend = await clients['node-redis 5']!();
-    const raw = createClient({ socket: { port: REDIS_PORT } });
-    await raw.connect();
-    try {
-      const context = { keyring: new Keyring(['k'.repeat(32)]), tokenName: 'session', logger: new Logger('t') };
+    await withRaw(async ({ backend, raw, context }) => {
       const now = Date.now();
       const { id } = await backend.store.create({ a: 1, b: { c: 'x' } }, { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 }, context);
       const key = (backend.store as RedisSessionStore).key(id);
@@ -85,10 +96,7 @@ describe.skipIf(!up)('RedisSessionStore', () => {
       expect(Object.keys(hash).sort()).toEqual(['.a', '.b', '@']);
       expect(hash['.b']).toBe('{"c":"x"}');
       expect(hash['@']).toBe(`${now}:${now}:${now + 60_000}`);
-    } finally {
-      await raw.quit();
-      await backend.close();
-    }
+    });
   });
 
   // Times of a live session, spelled wrongly: each must make the record unreadable, not half-read.
@@ -101,29 +109,18 @@ describe.skipIf(!up)('RedisSessionStore', () => {
     ['a word', (now, exp) => `x:${now}:${exp}`],
     ['an infinite expiry', (now) => `${now}:${now}:Infinity`],
   ])('metadata with %s is unreadable: the session is treated as missing', async (_what, spell) => {
-    const backend = await clients['node-redis 5']!();
-    const raw = createClient({ socket: { port: REDIS_PORT } });
-    await raw.connect();
-    try {
-      const context = { keyring: new Keyring(['k'.repeat(32)]), tokenName: 'session', logger: new Logger('t') };
+    await withRaw(async ({ backend, raw, context }) => {
       const now = Date.now();
       const exp = now + 60_000;
       const created = await backend.store.create({ a: 1 }, { createdAt: now, refreshedAt: now, expiresAt: exp }, context);
       expect(await backend.store.load(created.token, context)).toMatchObject({ data: { a: 1 } });
       await raw.hSet((backend.store as RedisSessionStore).key(created.id), '@', spell(now, exp));
       expect(await backend.store.load(created.token, context)).toBeUndefined();
-    } finally {
-      await raw.quit();
-      await backend.close();
-    }
+    });
   });
 
   it('a store whose script cache was emptied (restart, failover) loads the script again', async () => {
-    const backend = await clients['node-redis 5']!();
-    const raw = createClient({ socket: { port: REDIS_PORT } });
-    await raw.connect();
-    try {
-      const context = { keyring: new Keyring(['k'.repeat(32)]), tokenName: 'session', logger: new Logger('t') };
+    await withRaw(async ({ backend, raw, context }) => {
       const now = Date.now();
       const times = { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 };
       const { token } = await backend.store.create({ a: 1 }, times, context);
@@ -131,10 +128,7 @@ describe.skipIf(!up)('RedisSessionStore', () => {
       const loaded = (await backend.store.load(token, context))!;
       expect(await backend.store.update(loaded, { set: { b: 2 }, unset: [], replace: false }, {}, times, context)).toBeDefined();
       expect((await backend.store.load(token, context))!.data).toEqual({ a: 1, b: 2 });
-    } finally {
-      await raw.quit();
-      await backend.close();
-    }
+    });
   });
 
   it.each([
