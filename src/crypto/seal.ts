@@ -138,16 +138,20 @@ function cacheOf(keyring: Keyring): OpenedCache {
   return cache;
 }
 
+/** What an entry counts against OPENED_CACHE_UNITS. */
+function unitsOf(key: string, opened: Opened): number {
+  return key.length + opened.payload.length;
+}
+
 function remember(cache: OpenedCache, key: string, opened: Opened): void {
-  const units = (entry: [string, Opened]) => entry[0].length + entry[1].payload.length;
-  const size = units([key, opened]);
+  const size = unitsOf(key, opened);
   if (size > OPENED_CACHE_UNITS / 64) return; // a huge session would push out many small ones
   cache.entries.set(key, opened);
   cache.units += size;
-  for (const entry of cache.entries) {
+  for (const [oldKey, old] of cache.entries) {
     if (cache.units <= OPENED_CACHE_UNITS) break;
-    cache.entries.delete(entry[0]);
-    cache.units -= units(entry);
+    cache.entries.delete(oldKey);
+    cache.units -= unitsOf(oldKey, old);
   }
 }
 
