@@ -21,7 +21,7 @@ export function recordSessionMethod(cls: Function, name: string | symbol, index:
 
 /** @internal Whether a handler takes `@Session()` (looked up through the class hierarchy). */
 export function takesSession(controller: Function, handler: Function): boolean {
-  if (wrappers.has(handler)) return true;
+  if (isSessionMethod(handler)) return true;
   for (let cls: Function | null = controller; cls && cls !== Function.prototype; cls = Object.getPrototypeOf(cls) as Function | null) {
     const names = sessionMethods.get(cls);
     if (!names) continue;
