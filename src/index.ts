@@ -32,6 +32,6 @@ export {
 } from './stores/postgres.store.js';
 export { InMemorySessionStore, type InMemorySessionStoreOptions } from './stores/memory.store.js';
 
-import type { TrackedSession, SessionData } from './session.js';
+import type { SessionOf, SessionData } from './session.js';
 /** The session a handler receives from `@Session()`: `session: Session<{ userId: string }>`. */
-export type Session<T extends object = SessionData> = TrackedSession<T>;
+export type Session<T extends object = SessionData> = SessionOf<T>;

@@ -1,32 +1,23 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { TrackedSession } from './session.js';
-import { recordSessionMethod } from './session-routes.js';
-import { SESSION_HANDLE } from './sessions.constants.js';
+import { SESSION_PARAM } from './sessions.constants.js';
 import { SessionsNotConfiguredError } from './sessions.errors.js';
-import { notHttp, sessionsServiceFor, type SessionHandle } from './sessions.service.js';
-import { httpPairOf } from './transport/http.js';
+import { notHttp } from './sessions.service.js';
+import { handleOfRequest } from './session-handle.js';
+import { requestOf } from './transport/http.js';
 
-/**
- * The session, loaded here on first use (Nest awaits a promise from a parameter decorator). A guard
- * that loaded it already hands over the same object.
- */
-function sessionOf(_data: unknown, context: ExecutionContext): TrackedSession | Promise<TrackedSession> {
-  const pair = httpPairOf(context);
-  if (!pair) throw notHttp(context);
-  const req = pair.req as { [SESSION_HANDLE]?: SessionHandle };
-  let handle = req[SESSION_HANDLE];
-  if (!handle) {
-    const sessions = sessionsServiceFor(req);
-    if (!sessions) {
-      throw new SessionsNotConfiguredError(
-        `@Session() in ${context.getClass().name}.${context.getHandler().name} found no session: import ` +
-          `SessionsModule.forRoot(secret) (or forRootAsync) in the application's root module`,
-      );
-    }
-    handle = sessions.handleFor(req, pair.res);
+/** Hands over the session the sessions interceptor loaded before the handler ran. No I/O. */
+function sessionOf(_data: unknown, context: ExecutionContext): TrackedSession {
+  const req = requestOf(context);
+  if (!req) throw notHttp(context);
+  const session = handleOfRequest(req)?.session;
+  if (!session) {
+    throw new SessionsNotConfiguredError(
+      `@Session() in ${context.getClass().name}.${context.getHandler().name} found no session: import ` +
+        `SessionsModule.forRoot(secret) (or forRootAsync) in the application's root module`,
+    );
   }
-  handle.context = context;
-  return handle.session ?? handle.load();
+  return session;
 }
 
 const SessionParam = createParamDecorator(sessionOf);
@@ -43,8 +34,24 @@ export function Session(): ParameterDecorator {
   const param = SessionParam();
   return (target, propertyKey, index) => {
     param(target, propertyKey, index);
-    // At startup the module wraps the method so that it saves the session when it returns (see
-    // wrapSessionMethods): no interceptor, which in Nest costs a route a large share of its throughput.
-    if (propertyKey !== undefined) recordSessionMethod((target as { constructor: Function }).constructor, propertyKey, index);
+    // Where Nest keeps its own parameter metadata: on the class, by method name. The interceptor reads it
+    // to know that this handler needs the session loaded (see takesSession).
+    if (propertyKey !== undefined) Reflect.defineMetadata(SESSION_PARAM, index, target.constructor, propertyKey);
   };
+}
+
+/**
+ * @internal Whether `handler`, a method of `controller` (or of a class it extends), takes `@Session()`.
+ * Found by the method's name, so a method decorator that replaced the function does not hide it.
+ * Called once per handler.
+ */
+export function takesSession(controller: Function, handler: Function): boolean {
+  for (let proto = controller.prototype as object | null; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+    for (const name of Reflect.ownKeys(proto)) {
+      if (name === 'constructor') continue;
+      const descriptor = Object.getOwnPropertyDescriptor(proto, name);
+      if (descriptor?.value === handler) return Reflect.getOwnMetadata(SESSION_PARAM, (proto as { constructor: Function }).constructor, name) !== undefined;
+    }
+  }
+  return false;
 }

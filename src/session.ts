@@ -16,14 +16,61 @@ export interface SessionPatch {
 type Key<T> = keyof T & string;
 
 /**
- * A session as a handler sees it (exported as the type `Session<T>`): a small typed map that knows what changed.
+ * A session as a handler sees it (`@Session() session: Session<{ userId: string }>`): a small typed
+ * map that knows what changed.
  *
- * It does no I/O of its own. Changes are saved once, after the handler returns, by the interceptor;
- * `save()` commits earlier for handlers that write the response themselves. A value read with `get()`
- * and changed in place (`session.get('items').push(x)`) counts as a change too: objects read from the
+ * It does no I/O of its own. Changes are saved once, after the handler and every interceptor around it
+ * have finished, by the sessions interceptor; `save()` commits earlier. A value read with `get()` and
+ * changed in place (`session.get('items').push(x)`) counts as a change too: objects read from the
  * session are compared, as JSON, with what they were when first read.
  */
-export class TrackedSession<T extends object = SessionData> {
+export interface SessionOf<T extends object = SessionData> {
+  /** The session's ID; undefined until the session is first saved. */
+  readonly id: string | undefined;
+  /** True when the session has never been saved (it came with no valid cookie). */
+  readonly isNew: boolean;
+  /** The value of `key`, or undefined (or `fallback`) when the key is not set. */
+  get<K extends Key<T>>(key: K): T[K] | undefined;
+  get<K extends Key<T>>(key: K, fallback: T[K]): T[K];
+  /** The value of `key`; throws `SessionKeyError`, naming the key, when it is not set. */
+  getOrThrow<K extends Key<T>>(key: K): T[K];
+  /** Sets `key`. Marks the session modified even when the value is the same. `undefined` deletes the key. */
+  set<K extends Key<T>>(key: K, value: T[K]): this;
+  /** True when `key` is set. */
+  has(key: Key<T> | string): boolean;
+  /** Removes `key`; returns whether it was set. Marks the session modified either way. */
+  delete(key: Key<T> | string): boolean;
+  /** Sets every key of `partial` (keys whose value is undefined are deleted). */
+  update(partial: Partial<T>): this;
+  /** Removes every key. The stored session stays (use `destroy()` to end it). */
+  clear(): void;
+  /** The keys that are set. */
+  keys(): Key<T>[];
+  /** How many keys are set. */
+  readonly size: number;
+  /** A deep copy of the data: changing it does not change the session. */
+  toJSON(): Partial<T>;
+  /** True when something will be saved: a key set or deleted, the session cleared, a value changed in place, or a lifecycle call. */
+  readonly isModified: boolean;
+  /**
+   * Gives the session a new ID and deletes the record under the old one, keeping the data. Call it on
+   * login and on every change of privilege. Applied when the session is saved.
+   */
+  regenerate(): void;
+  /**
+   * Ends the session: its data is removed, the stored record deleted and the cookie expired when the
+   * session is saved. Setting a key afterwards starts a new session with a new ID.
+   */
+  destroy(): void;
+  /** Saves now instead of after the handler: before sending the response yourself (`@Res()`), or from an interceptor outside the sessions interceptor. */
+  save(): Promise<void>;
+}
+
+/**
+ * The class behind `Session<T>`. Construct one to call a handler directly in a unit test:
+ * `controller.add(new TrackedSession({ items: [] }))`; `save()` then throws, since no request is behind it.
+ */
+export class TrackedSession<T extends object = SessionData> implements SessionOf<T> {
   #values: Map<string, unknown>;
   #setKeys = new Set<string>();
   #deletedKeys = new Set<string>();
@@ -38,8 +85,6 @@ export class TrackedSession<T extends object = SessionData> {
   #restart = false;
   #id: string | undefined;
   #saver: (() => Promise<void>) | undefined;
-  /** @internal What loaded the session and saves it (the module's per-request handle); unset otherwise. */
-  _owner: object | undefined = undefined;
 
   /**
    * @param data the stored data (taken over, not copied)

@@ -1,57 +1,73 @@
-import {
-  HttpException,
-  Injectable,
-  Optional,
-  type CallHandler,
-  type ExecutionContext,
-  type NestInterceptor,
-} from '@nestjs/common';
-import { INTERCEPTORS_METADATA } from '@nestjs/common/constants.js';
-import { catchError, concatMap, from, isObservable, mergeMap, type Observable } from 'rxjs';
-import { isSessionMethod, takesSession } from './session-routes.js';
-import { SESSION_HANDLE } from './sessions.constants.js';
-import { handleOfSession, SessionsService, type SessionHandle } from './sessions.service.js';
-import { httpPairOf } from './transport/http.js';
+import { HttpException, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { catchError, concatMap, from, mergeMap, type Observable } from 'rxjs';
+import { takesSession } from './session.decorator.js';
+import { handleOfRequest, type SessionHandle } from './session-handle.js';
+import { SESSION_HANDLE, SESSION_PASSED } from './sessions.constants.js';
+import { SessionsService } from './sessions.service.js';
+import { httpPairOf, requestOf } from './transport/http.js';
 
 /**
- * What a method that takes `@Session()` becomes at startup (see wrapSessionMethods): it runs the method
- * with the session that `@Session()` loaded, then saves it, before Nest sends the response; on an error,
- * the 4xx/5xx rule applies. An Observable result is saved after each value, as an interceptor would.
- * Called with anything but a loaded session (a unit test calling the method), it is the method as it was.
+ * The one place where sessions are saved. `SessionsModule` registers it as a global interceptor
+ * (`APP_INTERCEPTOR`). Per request:
+ *
+ * - if the handler takes `@Session()`, or something before it (a middleware, a guard, an interceptor
+ *   outside this one) loaded the request's session: load it if need be, run the rest of the chain
+ *   (inner interceptors, pipes, the handler), then save once, if something changed, after all of it;
+ * - otherwise: `next.handle()`, and nothing else: no cookie parsing, no crypto, no store call.
+ *
+ * An error leaving the inner chain that is an `HttpException` below 500 keeps the changes (saved, and
+ * the cookie reaches the error response); any other error rolls them back. An Observable result is
+ * saved after each value, before Nest sends it. WebSocket and microservice contexts pass straight
+ * through.
  */
-export function aroundSessionMethod(method: Function, index: number): Function {
-  return function (this: unknown, ...args: unknown[]): unknown {
-    const handle = handleOfSession(args[index]);
-    return handle ? runAndSave(handle, method, this, args) : method.apply(this, args);
-  };
-}
+@Injectable()
+export class SessionsInterceptor implements NestInterceptor {
+  /** Whether each handler takes `@Session()`: worked out on its first request, then one lookup. */
+  readonly #takes = new WeakMap<Function, boolean>();
 
-async function runAndSave(handle: SessionHandle, method: Function, self: unknown, args: unknown[]): Promise<unknown> {
-  let value: unknown;
-  try {
-    value = await method.apply(self, args);
-  } catch (err) {
-    return afterError(handle, err);
+  constructor(private readonly sessions: SessionsService) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const req = requestOf(context) as { [SESSION_HANDLE]?: SessionHandle; [SESSION_PASSED]?: ExecutionContext } | undefined;
+    if (!req) return next.handle();
+    let handle = handleOfRequest(req);
+    if (!handle) {
+      if (!this.#takesSession(context)) {
+        // Remembered so that a load after this point (an inner interceptor, the handler) can warn that
+        // nothing will save it.
+        req[SESSION_PASSED] = context;
+        return next.handle();
+      }
+      const pair = httpPairOf(context)!;
+      handle = this.sessions.handleFor(pair.req, pair.res);
+    } else if (req[SESSION_HANDLE] !== handle) {
+      // Loaded by a Fastify middleware, on Node's request: from here on, the route's request and reply.
+      const pair = httpPairOf(context)!;
+      handle.bind(pair.req, pair.res);
+      req[SESSION_HANDLE] = handle;
+    }
+    return aroundChain(handle, context, next);
   }
-  if (isObservable(value)) return savedAfterEach(handle, value);
-  await handle.save();
-  return value;
+
+  #takesSession(context: ExecutionContext): boolean {
+    const handler = context.getHandler();
+    let takes = this.#takes.get(handler);
+    if (takes === undefined) this.#takes.set(handler, (takes = takesSession(context.getClass(), handler)));
+    return takes;
+  }
 }
 
-function savedAfterEach(handle: SessionHandle, values: Observable<unknown>): Observable<unknown> {
-  return values.pipe(
+/** Loads the session (if it is not yet), runs the rest of the chain, saves after each value it gives. */
+function aroundChain(handle: SessionHandle, context: ExecutionContext, next: CallHandler): Observable<unknown> {
+  handle.context = context;
+  return from(handle.load()).pipe(
+    mergeMap(() => next.handle()),
     catchError((err: unknown) => from(afterError(handle, err))),
     concatMap(async (value) => {
       await handle.save();
       return value;
     }),
   );
-}
-
-/** Loads the session (if it is not yet), runs the handler, saves after it (the 4xx/5xx rule applied). */
-function aroundHandler(handle: SessionHandle, context: ExecutionContext, next: CallHandler): Observable<unknown> {
-  handle.context = context;
-  return savedAfterEach(handle, from(handle.load()).pipe(mergeMap(() => next.handle())));
 }
 
 /**
@@ -63,72 +79,3 @@ async function afterError(handle: SessionHandle, err: unknown): Promise<never> {
   else handle.discard();
   throw err;
 }
-
-function handleOf(context: ExecutionContext): SessionHandle | undefined {
-  const pair = httpPairOf(context);
-  return pair && (pair.req as { [SESSION_HANDLE]?: SessionHandle })[SESSION_HANDLE];
-}
-
-/**
- * Loads the session before the handler and saves it after, once, only if something changed.
- *
- * Handlers that take `@Session()` need none: they load through the decorator and save through the
- * wrapper the module gives them at startup, because with Nest the mere presence of an interceptor costs
- * a route about a third of its throughput on Fastify. The module uses it where a guard loads the session
- * (SESSION_SAVER) and, with a warning, globally; you may put it on a route yourself. It works for HTTP
- * handlers and GraphQL resolvers whose context carries `req` and `res`; WebSocket and microservice
- * handlers pass through untouched.
- */
-@Injectable()
-export class SessionsInterceptor implements NestInterceptor {
-  /** Whether each handler takes `@Session()`: worked out on its first request, then one lookup. */
-  readonly #takes = new WeakMap<Function, boolean>();
-
-  constructor(@Optional() private readonly sessions?: SessionsService) {}
-
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const pair = httpPairOf(context);
-    if (!pair) return next.handle();
-    let handle = (pair.req as { [SESSION_HANDLE]?: SessionHandle })[SESSION_HANDLE];
-    if (!handle) {
-      const handler = context.getHandler();
-      let takes = this.#takes.get(handler);
-      if (takes === undefined) this.#takes.set(handler, (takes = takesSession(context.getClass(), handler)));
-      // Without the module, the handler runs and @Session() explains what is missing.
-      if (!takes || !this.sessions) return next.handle();
-      handle = this.sessions.handleOf(context);
-    }
-    return aroundHandler(handle, context, next);
-  }
-}
-
-/**
- * The fallback on every route, for apps whose global guard loads the session (see SessionsModule).
- * Routes that save by themselves (a `@Session()` handler, SESSION_SAVER) are left to that.
- */
-export class GlobalSessionsInterceptor extends SessionsInterceptor {
-  readonly #wired = new WeakMap<Function, boolean>();
-
-  override intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const handler = context.getHandler();
-    let wired = this.#wired.get(handler);
-    if (wired === undefined) {
-      const own = (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? [];
-      wired = isSessionMethod(handler) || own.includes(SessionsInterceptor) || own.includes(SESSION_SAVER);
-      this.#wired.set(handler, wired);
-    }
-    return wired ? next.handle() : super.intercept(context, next);
-  }
-}
-
-/**
- * For routes whose guards load the session but whose handler does not take it: saves what the guard
- * changed. It holds no state of its own (the request's handle knows its app), so one instance serves
- * every app in the process; the module adds it to such routes at startup.
- */
-export const SESSION_SAVER: NestInterceptor = {
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const handle = handleOf(context);
-    return handle ? aroundHandler(handle, context, next) : next.handle();
-  },
-};

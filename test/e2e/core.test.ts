@@ -5,7 +5,6 @@ import { afterEach, beforeAll, afterAll, describe, expect, it, vi } from 'vitest
 import {
   CookieSessionStore,
   InMemorySessionStore,
-  SessionsInterceptor,
   SESSION_STORE,
   SessionsModule,
   SessionsConfigError,
@@ -516,15 +515,16 @@ describe.each(PLATFORMS)('on %s', (platform) => {
   });
 
   describe('how handlers that take @Session() are run', () => {
-  it('a handler another method decorator replaced still loads and saves its session, with no global interceptor', async () => {
+  it('a handler another method decorator replaced still loads and saves its session, and stays as it was', async () => {
     const logger = new RecordingLogger();
+    const wrapped = WrappedController.prototype.wrapped;
     const app = await createApp(SECRET, { controllers: [ProbeController, WrappedController], logger });
     try {
       const agent = request.agent(app.getHttpServer());
       expect((await agent.get('/wrapped').expect(200)).body).toEqual({ isNew: true, wrapped: true });
       expect((await agent.get('/all')).body).toEqual({ wrapped: true });
       expect(logger.messages('warn')).toEqual([]);
-      expect(Reflect.getMetadata('__interceptors__', WrappedController.prototype.wrapped)).toBeUndefined();
+      expect(WrappedController.prototype.wrapped).toBe(wrapped);
     } finally {
       await app.close();
     }
@@ -562,7 +562,7 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       expect((await agent.get('/all')).body).not.toHaveProperty('doomed');
     });
 
-    it('the method, called directly with something that is not a loaded session, is the method as written', () => {
+    it('the method, called directly in a unit test with a plain object, is the method as written', () => {
       const controller = new HandlersController();
       const fake = { set: vi.fn() };
       expect(controller.count(5, fake as never)).toEqual({ count: 5 });
@@ -580,7 +580,7 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       const agent = request.agent(app.getHttpServer());
       await agent.get('/none?mark=global').expect(200);
       expect((await agent.get('/all')).body).toEqual({ guard: 'global' });
-      expect(logger.messages('warn').join('\n')).toMatch(/the global guard LoadsSessionGuard uses SessionsService/);
+      expect(logger.messages('warn')).toEqual([]);
     } finally {
       await app.close();
     }

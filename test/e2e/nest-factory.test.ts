@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -56,4 +57,22 @@ describe.each(PLATFORMS)('the compiled sample, started by Node, on %s', (platfor
     expect(await second.json()).toEqual({ visits: 2, user: null });
     expect(output).not.toMatch(/ERROR/);
   }, 60_000);
+});
+
+describe('the built package', () => {
+  const files = () => readdirSync(`${root}/dist`).filter((f) => f.endsWith('.d.ts') || f.endsWith('.js'));
+  const read = (f: string) => readFileSync(`${root}/dist/${f}`, 'utf8');
+
+  it('ships no @internal member in its type declarations', () => {
+    const declarations = files().filter((f) => f.endsWith('.d.ts'));
+    expect(declarations).toContain('index.d.ts');
+    const text = declarations.map(read).join('\n');
+    for (const internal of ['_pending', '_data(', '_rollback', '_committed', 'handleFor', 'SessionHandle', 'PendingChange', 'storeContext', 'warnHeadersSent']) {
+      expect(text, internal).not.toContain(internal);
+    }
+  });
+
+  it("imports none of Nest's internal paths", () => {
+    for (const file of files()) expect(read(file), file).not.toMatch(/@nestjs\/[a-z-]+\/(?!['"])/);
+  });
 });

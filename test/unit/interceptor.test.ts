@@ -5,7 +5,7 @@ import { SessionsInterceptor, type SessionsService } from '../../src/index.js';
 
 describe('SessionsInterceptor outside HTTP', () => {
   it.each(['rpc', 'ws'])('passes a "%s" context straight through', async (type) => {
-    const sessions = { handleOf: vi.fn(), load: vi.fn() } as unknown as SessionsService;
+    const sessions = { handleFor: vi.fn(), load: vi.fn() } as unknown as SessionsService;
     const interceptor = new SessionsInterceptor(sessions);
     const handled = of('result');
     const next: CallHandler = { handle: vi.fn(() => handled) };
@@ -19,6 +19,6 @@ describe('SessionsInterceptor outside HTTP', () => {
     expect(out).toBe(handled);
     expect(await lastValueFrom(out)).toBe('result');
     expect(context.switchToHttp).not.toHaveBeenCalled();
-    expect(sessions.handleOf).not.toHaveBeenCalled();
+    expect(sessions.handleFor).not.toHaveBeenCalled();
   });
 });

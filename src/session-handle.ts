@@ -1,0 +1,227 @@
+import type { ExecutionContext } from '@nestjs/common';
+import { TrackedSession, type SessionPatch } from './session.js';
+import { isLive, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
+import { SESSION_HANDLE } from './sessions.constants.js';
+import { SessionStoreUnavailableError } from './sessions.errors.js';
+import type { SessionsService } from './sessions.service.js';
+import type { IssuedToken, LoadedSession, SessionTimes } from './stores/session-store.js';
+
+type RequestWithHandle = { [SESSION_HANDLE]?: SessionHandle; raw?: RequestWithHandle };
+
+/**
+ * @internal The handle a request carries, if something loaded its session. On Fastify, a middleware
+ * sees Node's request (`request.raw`), so a handle it created is found there.
+ */
+export function handleOfRequest(req: object): SessionHandle | undefined {
+  const r = req as RequestWithHandle;
+  return r[SESSION_HANDLE] ?? r.raw?.[SESSION_HANDLE];
+}
+
+/** What one save step did for the client: send a token, expire the cookie, or neither. */
+type Outcome = { issued: IssuedToken } | { expire: true } | undefined;
+
+/**
+ * @internal One request's session: loads it once, saves it at most once per change. It lives on the
+ * request (under SESSION_HANDLE), so whatever loads the session first (a middleware, a guard, the
+ * interceptor) creates it, and the interceptor that saves finds it there.
+ */
+export class SessionHandle {
+  session: TrackedSession | undefined;
+  /** What the store returned for the request's token, updated after every save. */
+  #loaded: LoadedSession | undefined;
+  /** The token the client holds, as far as this request knows (also one that did not open). */
+  #token: string | undefined;
+  /** How many cookies this response has set so far (chunks), so a later save can expire the extra ones. */
+  #written = 0;
+  /** The session ended elsewhere while this request ran: nothing more is saved for it. */
+  #ended = false;
+  #loading: Promise<TrackedSession> | undefined;
+  #saving: Promise<void> = Promise.resolve();
+  /** The handler that runs, for the warning when the response is already gone (named only then). */
+  context: ExecutionContext | undefined;
+
+  constructor(
+    readonly service: SessionsService,
+    private req: object,
+    private res: object,
+  ) {}
+
+  /**
+   * Points the handle at the request and response the route sees. A Fastify middleware gets Node's own
+   * objects (`request.raw`, `reply.raw`); the cookie is set through Fastify's reply.
+   */
+  bind(req: object, res: object): void {
+    this.req = req;
+    this.res = res;
+  }
+
+  load(): Promise<TrackedSession> {
+    return (this.#loading ??= this.#unavailableAs503(this.#load()));
+  }
+
+  async #load(): Promise<TrackedSession> {
+    const { transport, store, storeContext, config } = this.service;
+    const token = transport.read(this.req);
+    let loaded: LoadedSession | undefined;
+    if (token !== undefined) {
+      this.#token = token;
+      loaded = await store.load(token, storeContext);
+      if (loaded && !isLive(loaded.times, config, Date.now())) loaded = undefined;
+      if (!loaded) this.service.logger.debug?.('A session token did not open (unknown, expired or not ours); starting a new session');
+    }
+    this.#loaded = loaded;
+    return (this.session = new TrackedSession(loaded?.data, loaded?.id, () => this.save()));
+  }
+
+  /**
+   * Drops the changes made since the last save: the handler failed with an error that is not the
+   * client's. Later changes (another GraphQL resolver of the same request) are saved as usual.
+   */
+  discard(): void {
+    this.session?._rollback();
+  }
+
+  /** Saves what changed, if anything; calls are queued so that two saves never overlap. */
+  save(): Promise<void> {
+    const next = this.#saving.then(() => this.#unavailableAs503(this.#save()));
+    this.#saving = next.catch(() => undefined);
+    return next;
+  }
+
+  async #save(): Promise<void> {
+    const session = this.session;
+    if (!session) return;
+    if (this.#ended) {
+      session._committed(undefined); // dropped, like everything this request changes from now on
+      return;
+    }
+    const pending = session._pending();
+    const loaded = this.#loaded;
+    const now = Date.now();
+    // Once the response is out, no cookie can be set: nothing that needs a new token is written.
+    const sent = this.service.io.headersSent(this.res);
+    let outcome: Outcome;
+    if (pending.destroy) outcome = await this.#destroy(loaded);
+    else if (pending.regenerate || !loaded) outcome = await this.#create(session, loaded, pending.regenerate, pending.restart, sent, now);
+    else if (pending.modified) outcome = await this.#patch(session, loaded, pending.patch, now);
+    else if (!sent && (loaded.reissue || isTouchDue(loaded.times, this.service.config, now))) outcome = await this.#touch(session, loaded, now);
+    this.#send(outcome, sent, now);
+    session._committed(this.#loaded?.id);
+  }
+
+  /** Deleted even when the response is gone: a logout must end the session on the server. */
+  async #destroy(loaded: LoadedSession | undefined): Promise<Outcome> {
+    if (loaded) await this.service.store.destroy(loaded, this.service.storeContext);
+    this.#loaded = undefined;
+    return this.#token !== undefined ? { expire: true } : undefined;
+  }
+
+  /** A new session, or a new ID for the current one (regenerate, or a new session after destroy()). */
+  async #create(
+    session: TrackedSession,
+    loaded: LoadedSession | undefined,
+    regenerate: boolean,
+    restart: boolean,
+    sent: boolean,
+    now: number,
+  ): Promise<Outcome> {
+    const { store, storeContext: ctx, config } = this.service;
+    const data = session._data();
+    if (!regenerate && Object.keys(data).length === 0) {
+      // Nothing to keep: a token that did not open is expired, so the client stops sending it.
+      return this.#token !== undefined && !sent ? { expire: true } : undefined;
+    }
+    if (sent) {
+      this.service.warnHeadersSent(this.#where(), 'the new session was not stored; the previous one, if any, is unchanged');
+      return undefined;
+    }
+    // Keep the creation time across regenerate: a new ID does not extend the absolute timeout.
+    const createdAt = loaded && !restart ? loaded.times.createdAt : now;
+    const times = refreshedTimes(config, now, createdAt);
+    // The new record first: if creating it fails, the old session is still there (a 503, not a logout).
+    const created = await store.create(data, times, ctx);
+    const fresh: LoadedSession = { id: created.id, data: {}, times };
+    if (loaded && !(await store.destroy(loaded, ctx)) && !restart) {
+      // A logout won the race: it stays a logout, and the new record goes too.
+      await store.destroy(fresh, ctx);
+      this.#gone();
+      return undefined;
+    }
+    this.#loaded = fresh;
+    return { issued: created };
+  }
+
+  /** What changed, applied to the stored session; nothing if the session ended meanwhile. */
+  async #patch(session: TrackedSession, loaded: LoadedSession, patch: SessionPatch, now: number): Promise<Outcome> {
+    const times = refreshedTimes(this.service.config, now, loaded.times.createdAt);
+    const issued = await this.service.store.update(loaded, patch, session._data(), times, this.service.storeContext);
+    return this.#refreshed(loaded, times, issued);
+  }
+
+  /** An unchanged session due for a refresh (rolling expiry) or a re-signing with the newest secret. */
+  async #touch(session: TrackedSession, loaded: LoadedSession, now: number): Promise<Outcome> {
+    const times = refreshedTimes(this.service.config, now, loaded.times.createdAt);
+    const issued = await this.service.store.touch(loaded, session._data(), times, this.service.storeContext);
+    return this.#refreshed(loaded, times, issued);
+  }
+
+  #refreshed(loaded: LoadedSession, times: SessionTimes, issued: IssuedToken | undefined): Outcome {
+    if (!issued) {
+      this.#gone();
+      return undefined;
+    }
+    this.#loaded = { ...loaded, times, reissue: false };
+    return { issued };
+  }
+
+  /** Tells the client: a new or refreshed token, an expired cookie, or (once the response is out) a warning. */
+  #send(outcome: Outcome, sent: boolean, now: number): void {
+    if (!outcome) return;
+    const { transport } = this.service;
+    if ('expire' in outcome) {
+      if (!sent) {
+        transport.clear(this.req, this.res, this.#written);
+        this.#token = undefined;
+      } else {
+        this.service.warnHeadersSent(this.#where(), 'the session cookie could not be updated (the store was written where possible)');
+      }
+      return;
+    }
+    const { token } = outcome.issued;
+    if (sent) {
+      // Server-side stores keep the token on a save: then nothing was lost. A new token was.
+      if (token !== this.#token) {
+        this.service.warnHeadersSent(this.#where(), 'the session cookie could not be updated (the store was written where possible)');
+      }
+    } else if (token !== this.#token || transport.resendUnchanged) {
+      // May throw (SessionTooLargeError) before any header is appended: the client keeps its old cookie.
+      const cookies = transport.write(this.req, this.res, token, secondsLeft(this.#loaded!.times, now), this.#written);
+      this.#written = Math.max(this.#written, cookies);
+      this.#token = token;
+    }
+  }
+
+  #where(): string {
+    const context = this.context;
+    return context ? `${context.getClass().name}.${context.getHandler().name}` : 'a handler';
+  }
+
+  async #unavailableAs503<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (err) {
+      throw err instanceof SessionStoreUnavailableError ? this.service.unavailable(err) : err;
+    }
+  }
+
+  /**
+   * The session ended elsewhere (a logout in another request, expiry) while this request ran: its
+   * changes are dropped, and the client's cookie is left alone, since it may already hold a newer
+   * session (a login that happened meanwhile). A stale token is expired by the next request that reads it.
+   */
+  #gone(): void {
+    this.service.logger.debug?.('The session ended while this request was running; its changes were dropped');
+    this.#loaded = undefined;
+    this.#ended = true;
+  }
+}

@@ -1,0 +1,196 @@
+import { Injectable, type CallHandler, type ExecutionContext, type INestApplication, type NestInterceptor } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import { mergeMap, type Observable } from 'rxjs';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InMemorySessionStore, SessionsService } from '../../src/index.js';
+import {
+  appOn,
+  AuthService,
+  ChainController,
+  MarksAfterInterceptor,
+  OTHER_SECRET,
+  PLATFORMS,
+  ProbeController,
+  RecordingLogger,
+  SECRET,
+  SignsInGuard,
+  VisitsModule,
+  sessionCookie,
+  setCookies,
+} from '../fixtures/app.js';
+
+/** Changes the session after the chain has run; saves only when asked to (`x-save: 1`). */
+@Injectable()
+class OuterInterceptor implements NestInterceptor {
+  constructor(private readonly sessions: SessionsService) {}
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(
+      mergeMap(async (value: unknown) => {
+        const req = context.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>();
+        if (req.headers['x-outer'] !== '1') return value;
+        const session = await this.sessions.load(context);
+        session.set('outer', true);
+        if (req.headers['x-save'] === '1') await session.save();
+        return value;
+      }),
+    );
+  }
+}
+
+/** For app.useGlobalInterceptors: changes the session after the handler, saving nothing itself. */
+class InnerGlobalInterceptor implements NestInterceptor {
+  constructor(private readonly sessions: SessionsService) {}
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(
+      mergeMap(async (value: unknown) => {
+        const req = context.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>();
+        if (req.headers['x-inner'] === '1') (await this.sessions.load(context)).set('inner', true);
+        return value;
+      }),
+    );
+  }
+}
+
+describe.each(PLATFORMS)('the request flow on %s', (platform) => {
+  const createApp = appOn(platform);
+
+  describe('everything that loads the session is saved by the one interceptor', () => {
+    let app: INestApplication;
+    let logger: RecordingLogger;
+    let http: ReturnType<INestApplication['getHttpServer']>;
+    const methods = {
+      read: ProbeController.prototype.read,
+      write: ProbeController.prototype.write,
+      after: ChainController.prototype.after,
+      events: ChainController.prototype.events,
+    };
+
+    beforeAll(async () => {
+      logger = new RecordingLogger();
+      app = await createApp(
+        { secret: SECRET, store: new InMemorySessionStore() },
+        {
+          logger,
+          controllers: [ProbeController, ChainController],
+          providers: [AuthService, SignsInGuard, MarksAfterInterceptor, { provide: APP_INTERCEPTOR, useClass: OuterInterceptor }],
+          imports: [VisitsModule],
+          beforeInit: (a) => a.useGlobalInterceptors(new InnerGlobalInterceptor(a.get(SessionsService))),
+        },
+      );
+      http = app.getHttpServer();
+    });
+    afterAll(() => app.close());
+
+    it('a route interceptor that changes the session after the handler: both changes are saved', async () => {
+      const agent = request.agent(http);
+      await agent.post('/chain/after').expect(201);
+      expect((await agent.get('/all')).body).toEqual({ handler: true, after: 'interceptor' });
+    });
+
+    it('an interceptor that maps a domain error to a 400: the changes are kept, as for any 4xx', async () => {
+      const agent = request.agent(http);
+      const res = await agent.post('/chain/domain-error').expect(400);
+      expect(res.body.message).toBe('out of stock');
+      expect(setCookies(res)).toHaveLength(1);
+      expect((await agent.get('/all')).body).toEqual({ attempts: 1 });
+    });
+
+    it('a NestMiddleware that loads the session on a route without @Session(): its change is saved', async () => {
+      const agent = request.agent(http);
+      await agent.get('/chain/middleware').expect(200);
+      await agent.get('/chain/middleware').expect(200);
+      expect((await agent.get('/all')).body).toEqual({ visits: 2 });
+    });
+
+    it('a guard that reaches SessionsService through another service: its change is saved', async () => {
+      const agent = request.agent(http);
+      await agent.get('/chain/auth').expect(200);
+      expect((await agent.get('/all')).body).toEqual({ user: 'via-auth-service' });
+    });
+
+    it('an interceptor of app.useGlobalInterceptors runs inside: its change after the handler is saved', async () => {
+      const agent = request.agent(http);
+      await agent.post('/write').set('x-inner', '1').send({ value: 1 }).expect(201);
+      expect((await agent.get('/all')).body).toEqual({ value: 1, inner: true });
+    });
+
+    it("an APP_INTERCEPTOR of the root module runs outside: a change after the chain needs save()", async () => {
+      const agent = request.agent(http);
+      await agent.post('/write').send({ value: 1 }).expect(201);
+      await agent.get('/read').set('x-outer', '1').expect(200);
+      expect((await agent.get('/all')).body).toEqual({ value: 1 });
+      await agent.get('/read').set('x-outer', '1').set('x-save', '1').expect(200);
+      expect((await agent.get('/all')).body).toEqual({ value: 1, outer: true });
+    });
+
+    it('a handler without @Session() that loads the session itself: saved by save(), and a warning says why', async () => {
+      const agent = request.agent(http);
+      await agent.post('/write').send({ value: 1 }).expect(201);
+      await agent.post('/chain/late-load').send({}).expect(201);
+      expect((await agent.get('/all')).body).toEqual({ value: 1 });
+      await agent.post('/chain/late-load').send({ save: true }).expect(201);
+      expect((await agent.get('/all')).body).toEqual({ value: 1, late: true });
+      const warnings = logger.messages('warn').filter((m) => m.includes('ChainController.lateLoad'));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/after the sessions interceptor let the request by.*"await session\.save\(\)"/);
+    });
+
+    it('a server-sent event stream saves the changes each event makes to an existing session', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
+      const res = await request(http).get('/chain/events').set('Cookie', cookie).expect(200);
+      expect(res.text).toContain('"step":2');
+      expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({ value: 1, event1: true, event2: true });
+    });
+
+    it('a new session cannot start in a stream whose headers are sent: nothing is stored, and a warning names the handler', async () => {
+      const res = await request(http).get('/chain/events').expect(200);
+      expect(setCookies(res)).toEqual([]);
+      expect(logger.messages('warn').join('\n')).toMatch(/ChainController\.events: the response was sent before the session was saved/);
+    });
+
+    it('controller methods are the same functions after init as before', () => {
+      expect(ProbeController.prototype.read).toBe(methods.read);
+      expect(ProbeController.prototype.write).toBe(methods.write);
+      expect(ChainController.prototype.after).toBe(methods.after);
+      expect(ChainController.prototype.events).toBe(methods.events);
+    });
+  });
+
+  describe('several applications in one process', () => {
+    it('two apps with different secrets and stores keep their sessions apart', async () => {
+      const storeA = new InMemorySessionStore();
+      const storeB = new InMemorySessionStore();
+      const a = await createApp({ secret: SECRET, store: storeA });
+      const b = await createApp({ secret: OTHER_SECRET, store: storeB });
+      try {
+        const cookieA = sessionCookie(await request(a.getHttpServer()).post('/write').send({ value: 'a' }));
+        expect((await request(b.getHttpServer()).get('/read').set('Cookie', cookieA)).body).toMatchObject({ value: null, isNew: true });
+        const cookieB = sessionCookie(await request(b.getHttpServer()).post('/write').send({ value: 'b' }));
+        expect((await request(a.getHttpServer()).get('/read').set('Cookie', cookieA)).body.value).toBe('a');
+        expect((await request(b.getHttpServer()).get('/read').set('Cookie', cookieB)).body.value).toBe('b');
+        expect((await request(a.getHttpServer()).get('/read').set('Cookie', cookieB)).body.isNew).toBe(true);
+        expect([storeA.size, storeB.size]).toEqual([1, 1]);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+
+    it('an app created after another was closed has working sessions', async () => {
+      const first = await createApp({ secret: SECRET, store: new InMemorySessionStore() });
+      await request(first.getHttpServer()).post('/write').send({ value: 1 }).expect(201);
+      await first.close();
+      const store = new InMemorySessionStore();
+      const second = await createApp({ secret: OTHER_SECRET, store });
+      try {
+        const cookie = sessionCookie(await request(second.getHttpServer()).post('/write').send({ value: 'second' }));
+        expect((await request(second.getHttpServer()).get('/read').set('Cookie', cookie)).body.value).toBe('second');
+        expect(store.size).toBe(1);
+      } finally {
+        await second.close();
+      }
+    });
+  });
+});
+
