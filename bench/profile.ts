@@ -19,7 +19,7 @@ const child = fork(join(here, 'server.js'), [JSON.stringify({ platform: platform
 const port = await new Promise<number>((resolve, reject) => {
   child.once('message', (m: { port?: number; error?: string }) => (m.port ? resolve(m.port) : reject(new Error(m.error))));
 });
-const jars = await seedSessions(port, 10, 0, kind !== 'ceiling');
+const jars = await seedSessions(port, 10, 0, !['ceiling', 'noop-interceptor'].includes(kind));
 await load(port, route as Route, jars, 1);
 // The profile's clock is the monotonic one hrtime reads, in µs: only samples of the measured window count.
 const from = Number(process.hrtime.bigint() / 1000n);

@@ -5,7 +5,22 @@
  *   GET /none   takes no session
  * Each runs in its own forked process (server.ts); nothing here runs in the load generator's process.
  */
-import { Body, Controller, Get, Module, Post, Req, Res, type INestApplication, type Type } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  Injectable,
+  Module,
+  Post,
+  Req,
+  Res,
+  type CallHandler,
+  type ExecutionContext,
+  type INestApplication,
+  type NestInterceptor,
+  type Type,
+} from '@nestjs/common';
+import type { Observable } from 'rxjs';
 import { APP_INTERCEPTOR, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 // Each server process imports only what its own scenario uses (see startScenario), so it starts quickly.
@@ -60,11 +75,10 @@ export const LABELS: Record<Kind, string> = {
 
 /** What runs where. Express middleware (express-session, cookie-session) is measured on Express, its home. */
 export const SCENARIOS: Scenario[] = [
-  ...(process.env.BENCH_NOOP ? [{ platform: 'fastify' as const, kind: 'noop-interceptor' as Kind }, { platform: 'express' as const, kind: 'noop-interceptor' as Kind }] : []),
-  ...(['ceiling', 'ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres', 'express-session-memory', 'express-session-redis', 'cookie-session', 'iron-session'] as Kind[]).map(
+  ...(['ceiling', 'noop-interceptor', 'ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres', 'express-session-memory', 'express-session-redis', 'cookie-session', 'iron-session'] as Kind[]).map(
     (kind) => ({ platform: 'express' as const, kind }),
   ),
-  ...(['ceiling', 'ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres', 'iron-session', 'fastify-secure-session', 'fastify-session-memory', 'fastify-session-redis'] as Kind[]).map(
+  ...(['ceiling', 'noop-interceptor', 'ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres', 'iron-session', 'fastify-secure-session', 'fastify-session-memory', 'fastify-session-redis'] as Kind[]).map(
     (kind) => ({ platform: 'fastify' as const, kind }),
   ),
 ];
@@ -128,6 +142,14 @@ class ReqSessionController {
   }
 }
 
+/** What most apps already have: one global interceptor (logging, serialisation, tracing) that passes through. */
+@Injectable()
+class NoopInterceptor implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle();
+  }
+}
+
 const IRON = { password: SECRET, cookieName: 'session', cookieOptions: { secure: false } };
 
 @Controller()
@@ -186,7 +208,7 @@ export async function startScenario({ platform, kind }: Scenario): Promise<{ app
   let controller: Type = CeilingController;
   const providers: unknown[] = [];
   if (kind === 'noop-interceptor') {
-    providers.push({ provide: APP_INTERCEPTOR, useValue: { intercept: (_c: unknown, next: { handle(): unknown }) => next.handle() } });
+    providers.push({ provide: APP_INTERCEPTOR, useClass: NoopInterceptor });
   } else if (kind.startsWith('ours-')) {
     imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore(kind) }));
     controller = OursController;

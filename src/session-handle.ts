@@ -39,6 +39,8 @@ export class SessionHandle {
   #saving: Promise<void> = Promise.resolve();
   /** The handler that runs, for the warning when the response is already gone (named only then). */
   context: ExecutionContext | undefined;
+  /** The sessions interceptor took the handle over: it saves the session after the chain. */
+  adopted = false;
 
   constructor(
     readonly service: SessionsService,
@@ -53,6 +55,27 @@ export class SessionHandle {
   bind(req: object, res: object): void {
     this.req = req;
     this.res = res;
+  }
+
+  /**
+   * For a handle that `SessionsService.load()` created: when the response has gone out, if the
+   * interceptor never took the handle over and the session still has unsaved changes, says so. Costs a
+   * listener on requests whose session a middleware, guard or handler loaded, none on any other.
+   */
+  warnIfNeverSaved(context: ExecutionContext | undefined): void {
+    const raw = ((this.res as { raw?: unknown }).raw ?? this.res) as { once?: (event: string, listener: () => void) => unknown };
+    if (typeof raw.once !== 'function') return;
+    raw.once('finish', () => {
+      if (this.adopted || !this.session?.isModified) return;
+      const where = context ? `${context.getClass().name}.${context.getHandler().name}` : this.#route();
+      this.service.warnNeverSaved(where);
+    });
+  }
+
+  /** `GET /path` of the request, for a warning where no handler is known. */
+  #route(): string {
+    const { method, url } = this.req as { method?: string; url?: string };
+    return `${method ?? 'a request'} ${(url ?? '').split('?')[0]}`.trim();
   }
 
   load(): Promise<TrackedSession> {

@@ -13,11 +13,5 @@ export const SESSIONS_CONFIG = Symbol.for('nest-sessions:config');
 /** @internal Property under which a request carries its session handle. */
 export const SESSION_HANDLE = Symbol.for('nest-sessions:handle');
 
-/**
- * @internal Set, to the execution context, when the sessions interceptor let a request by without a
- * session: a load after that point is saved by nothing but `save()`, and says so.
- */
-export const SESSION_PASSED = Symbol.for('nest-sessions:passed');
-
 /** @internal Metadata key, on a controller class by method name: the index of the `@Session()` parameter. */
 export const SESSION_PARAM = 'nest-sessions:session-param';

@@ -2,7 +2,7 @@ import { HttpException, Injectable, type CallHandler, type ExecutionContext, typ
 import { catchError, concatMap, from, mergeMap, type Observable } from 'rxjs';
 import { takesSession } from './session.decorator.js';
 import { handleOfRequest, type SessionHandle } from './session-handle.js';
-import { SESSION_HANDLE, SESSION_PASSED } from './sessions.constants.js';
+import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionsService } from './sessions.service.js';
 import { httpPairOf, requestOf } from './transport/http.js';
 
@@ -28,16 +28,11 @@ export class SessionsInterceptor implements NestInterceptor {
   constructor(private readonly sessions: SessionsService) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const req = requestOf(context) as { [SESSION_HANDLE]?: SessionHandle; [SESSION_PASSED]?: ExecutionContext } | undefined;
+    const req = requestOf(context) as { [SESSION_HANDLE]?: SessionHandle } | undefined;
     if (!req) return next.handle();
     let handle = handleOfRequest(req);
     if (!handle) {
-      if (!this.#takesSession(context)) {
-        // Remembered so that a load after this point (an inner interceptor, the handler) can warn that
-        // nothing will save it.
-        req[SESSION_PASSED] = context;
-        return next.handle();
-      }
+      if (!this.#takesSession(context)) return next.handle();
       const pair = httpPairOf(context)!;
       handle = this.sessions.handleFor(pair.req, pair.res);
     } else if (req[SESSION_HANDLE] !== handle) {
@@ -60,6 +55,7 @@ export class SessionsInterceptor implements NestInterceptor {
 /** Loads the session (if it is not yet), runs the rest of the chain, saves after each value it gives. */
 function aroundChain(handle: SessionHandle, context: ExecutionContext, next: CallHandler): Observable<unknown> {
   handle.context = context;
+  handle.adopted = true;
   return from(handle.load()).pipe(
     mergeMap(() => next.handle()),
     catchError((err: unknown) => from(afterError(handle, err))),

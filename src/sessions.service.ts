@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { handleOfRequest, SessionHandle } from './session-handle.js';
-import { SESSION_HANDLE, SESSION_PASSED, SESSION_STORE, SESSIONS_CONFIG } from './sessions.constants.js';
+import { SESSION_HANDLE, SESSION_STORE, SESSIONS_CONFIG } from './sessions.constants.js';
 import type { SessionData, SessionOf as Session } from './session.js';
 import { SessionsNotConfiguredError, type SessionStoreUnavailableError } from './sessions.errors.js';
 import type { SessionsConfig } from './sessions.options.js';
@@ -11,7 +11,7 @@ import { HeaderTransport } from './transport/header.transport.js';
 import { HttpIo, httpPairOf } from './transport/http.js';
 import type { SessionTransport } from './transport/session-transport.js';
 
-type RequestLike = object & { [SESSION_HANDLE]?: SessionHandle; [SESSION_PASSED]?: ExecutionContext };
+type RequestLike = object & { [SESSION_HANDLE]?: SessionHandle };
 
 /**
  * Loads and saves the sessions of requests. The interceptor uses it; guards and middleware can too:
@@ -48,7 +48,7 @@ export class SessionsService {
    * it and the handler that takes `@Session()` see the same object, and the sessions interceptor saves
    * it once, after the handler, whoever loaded it. Loaded after the interceptor let the request by (in
    * an interceptor inside it, or in a handler without `@Session()`), it is saved only by
-   * `await session.save()`, and a warning says so.
+   * `await session.save()`; a change left unsaved there is logged when the response ends.
    */
   load<T extends object = SessionData>(context: ExecutionContext): Promise<Session<T>>;
   load<T extends object = SessionData>(req: object, res: object): Promise<Session<T>>;
@@ -67,12 +67,9 @@ export class SessionsService {
       }
       req = contextOrReq as RequestLike;
     }
+    const first = !handleOfRequest(req);
     const handle = this.handleFor(req, res!);
-    const passedBy = req[SESSION_PASSED];
-    if (passedBy && !handle.session) {
-      handle.context ??= context ?? passedBy;
-      this.#warnUnsaved(context ?? passedBy);
-    }
+    if (first) handle.warnIfNeverSaved(context);
     return handle.load();
   }
 
@@ -88,14 +85,15 @@ export class SessionsService {
     return handle;
   }
 
-  #warnUnsaved(context: ExecutionContext): void {
-    const where = `${context.getClass().name}.${context.getHandler().name}`;
-    if (this.#warnedHandlers.has(`load:${where}`)) return;
-    this.#warnedHandlers.add(`load:${where}`);
+  /** @internal Logs once per place that a session was loaded and changed, but nothing saved it. */
+  warnNeverSaved(where: string): void {
+    // Places named by URL (no context) could be many: a bounded number is reported.
+    if (this.#warnedHandlers.has(`unsaved:${where}`) || this.#warnedHandlers.size >= 1_000) return;
+    this.#warnedHandlers.add(`unsaved:${where}`);
     this.#logger.warn(
-      `${where}: SessionsService.load() was called after the sessions interceptor let the request by (the ` +
-        `handler does not take @Session() and nothing loaded the session before it), so its changes are saved ` +
-        `only by "await session.save()". Load it in a middleware or a guard, or take @Session() in the handler.`,
+      `${where}: the session was loaded after the sessions interceptor let the request by (the handler does ` +
+        `not take @Session() and nothing loaded the session before it), and its changes were not saved. ` +
+        `Load it in a middleware or a guard, take @Session() in the handler, or call "await session.save()".`,
     );
   }
 

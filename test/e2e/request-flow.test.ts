@@ -1,4 +1,4 @@
-import { Injectable, type CallHandler, type ExecutionContext, type INestApplication, type NestInterceptor } from '@nestjs/common';
+import { Injectable, Module, type CallHandler, type ExecutionContext, type INestApplication, type NestInterceptor } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { mergeMap, type Observable } from 'rxjs';
 import request from 'supertest';
@@ -52,6 +52,24 @@ class InnerGlobalInterceptor implements NestInterceptor {
   }
 }
 
+/** An APP_INTERCEPTOR of a module imported after SessionsModule. */
+@Injectable()
+class ModuleInterceptor implements NestInterceptor {
+  constructor(private readonly sessions: SessionsService) {}
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(
+      mergeMap(async (value: unknown) => {
+        const req = context.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>();
+        if (req.headers['x-module'] === '1') (await this.sessions.load(context)).set('module', true);
+        return value;
+      }),
+    );
+  }
+}
+
+@Module({ providers: [{ provide: APP_INTERCEPTOR, useClass: ModuleInterceptor }] })
+class InterceptsModule {}
+
 describe.each(PLATFORMS)('the request flow on %s', (platform) => {
   const createApp = appOn(platform);
 
@@ -74,7 +92,7 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
           logger,
           controllers: [ProbeController, ChainController],
           providers: [AuthService, SignsInGuard, MarksAfterInterceptor, { provide: APP_INTERCEPTOR, useClass: OuterInterceptor }],
-          imports: [VisitsModule],
+          imports: [VisitsModule, InterceptsModule],
           beforeInit: (a) => a.useGlobalInterceptors(new InnerGlobalInterceptor(a.get(SessionsService))),
         },
       );
@@ -115,6 +133,12 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       expect((await agent.get('/all')).body).toEqual({ value: 1, inner: true });
     });
 
+    it('an APP_INTERCEPTOR of a module imported after SessionsModule runs inside: its change is saved', async () => {
+      const agent = request.agent(http);
+      await agent.post('/write').set('x-module', '1').send({ value: 1 }).expect(201);
+      expect((await agent.get('/all')).body).toEqual({ value: 1, module: true });
+    });
+
     it("an APP_INTERCEPTOR of the root module runs outside: a change after the chain needs save()", async () => {
       const agent = request.agent(http);
       await agent.post('/write').send({ value: 1 }).expect(201);
@@ -124,16 +148,25 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       expect((await agent.get('/all')).body).toEqual({ value: 1, outer: true });
     });
 
-    it('a handler without @Session() that loads the session itself: saved by save(), and a warning says why', async () => {
+    it('a handler without @Session() that loads the session itself: saved by save(); left unsaved, a warning says so', async () => {
       const agent = request.agent(http);
       await agent.post('/write').send({ value: 1 }).expect(201);
-      await agent.post('/chain/late-load').send({}).expect(201);
-      expect((await agent.get('/all')).body).toEqual({ value: 1 });
       await agent.post('/chain/late-load').send({ save: true }).expect(201);
       expect((await agent.get('/all')).body).toEqual({ value: 1, late: true });
-      const warnings = logger.messages('warn').filter((m) => m.includes('ChainController.lateLoad'));
+      expect(logger.messages('warn').join('\n')).not.toMatch(/POST \/chain\/late-load/);
+      await agent.post('/chain/late-load').send({}).expect(201);
+      await agent.post('/write').send({ value: 2 }).expect(201);
+      const warnings = logger.messages('warn').filter((m) => m.startsWith('POST /chain/late-load:'));
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatch(/after the sessions interceptor let the request by.*"await session\.save\(\)"/);
+      expect(warnings[0]).toMatch(/loaded after the sessions interceptor let the request by.*not saved.*"await session\.save\(\)"/);
+    });
+
+    it('an inner interceptor that loads the session on a route without @Session(): a warning names the handler', async () => {
+      const agent = request.agent(http);
+      await agent.post('/chain/after-plain').expect(201);
+      await agent.post('/chain/after-plain').expect(201);
+      expect((await agent.get('/all')).body).toEqual({});
+      expect(logger.messages('warn').filter((m) => m.startsWith('ChainController.afterPlain:'))).toHaveLength(1);
     });
 
     it('a server-sent event stream saves the changes each event makes to an existing session', async () => {
