@@ -6,7 +6,8 @@ import { SessionStoreUnavailableError } from './sessions.errors.js';
 import type { SessionsService } from './sessions.service.js';
 import type { IssuedToken, LoadedSession, SessionTimes } from './stores/session-store.js';
 
-type RequestWithHandle = { [SESSION_HANDLE]?: SessionHandle; raw?: RequestWithHandle };
+/** @internal A request as the module sees it: it may carry a handle (and, on Fastify, Node's request). */
+export type RequestWithHandle = object & { [SESSION_HANDLE]?: SessionHandle; raw?: RequestWithHandle };
 
 /**
  * @internal The handle a request carries, if something loaded its session. On Fastify, a middleware
@@ -40,7 +41,9 @@ export class SessionHandle {
   /** The handler that runs, for the warning when the response is already gone (named only then). */
   context: ExecutionContext | undefined;
   /** The sessions interceptor took the handle over: it saves the session after the chain. */
-  adopted = false;
+  #adopted = false;
+  /** Whether a listener waits for the response's end, to report changes nothing saved. */
+  #watching = false;
 
   constructor(
     readonly service: SessionsService,
@@ -57,18 +60,29 @@ export class SessionHandle {
     this.res = res;
   }
 
+  /** The sessions interceptor takes over: it saves after the chain it runs. */
+  adopt(context: ExecutionContext): void {
+    this.context = context;
+    this.#adopted = true;
+    this.watch();
+  }
+
   /**
-   * For a handle that `SessionsService.load()` created: when the response has gone out, if the
-   * interceptor never took the handle over and the session still has unsaved changes, says so. Costs a
-   * listener on requests whose session a middleware, guard or handler loaded, none on any other.
+   * When the response has gone out, reports changes that nothing saved: made after the interceptor's
+   * last save (an interceptor outside it), or on a handle the interceptor never took over (loaded after
+   * it let the request by, or by a guard that then refused the request). One listener per request whose
+   * session something loaded; none on any other.
    */
-  warnIfNeverSaved(context: ExecutionContext | undefined): void {
+  watch(): void {
+    if (this.#watching) return;
     const raw = ((this.res as { raw?: unknown }).raw ?? this.res) as { once?: (event: string, listener: () => void) => unknown };
     if (typeof raw.once !== 'function') return;
+    this.#watching = true;
     raw.once('finish', () => {
-      if (this.adopted || !this.session?.isModified) return;
+      if (this.#ended || !this.session?.isModified) return;
+      const context = this.context;
       const where = context ? `${context.getClass().name}.${context.getHandler().name}` : this.#route();
-      this.service.warnNeverSaved(where);
+      this.service.warnNeverSaved(where, this.#adopted);
     });
   }
 

@@ -36,7 +36,8 @@ export function Session(): ParameterDecorator {
     param(target, propertyKey, index);
     // Where Nest keeps its own parameter metadata: on the class, by method name. The interceptor reads it
     // to know that this handler needs the session loaded (see takesSession).
-    if (propertyKey !== undefined) Reflect.defineMetadata(SESSION_PARAM, index, target.constructor, propertyKey);
+    // (Static methods are no route handlers: their target is the class itself.)
+    if (propertyKey !== undefined && typeof target !== 'function') Reflect.defineMetadata(SESSION_PARAM, index, target.constructor, propertyKey);
   };
 }
 
@@ -53,5 +54,6 @@ export function takesSession(controller: Function, handler: Function): boolean {
       if (descriptor?.value === handler) return Reflect.getOwnMetadata(SESSION_PARAM, (proto as { constructor: Function }).constructor, name) !== undefined;
     }
   }
-  return false;
+  // Not a plain method of the class (an accessor or an instance property put it there): by its name.
+  return Reflect.getMetadata(SESSION_PARAM, controller, handler.name) !== undefined;
 }

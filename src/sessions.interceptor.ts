@@ -1,7 +1,7 @@
 import { HttpException, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
-import { catchError, concatMap, from, mergeMap, type Observable } from 'rxjs';
+import { catchError, concatMap, defer, from, mergeMap, type Observable } from 'rxjs';
 import { takesSession } from './session.decorator.js';
-import { handleOfRequest, type SessionHandle } from './session-handle.js';
+import { handleOfRequest, type RequestWithHandle, type SessionHandle } from './session-handle.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionsService } from './sessions.service.js';
 import { httpPairOf, requestOf } from './transport/http.js';
@@ -28,13 +28,13 @@ export class SessionsInterceptor implements NestInterceptor {
   constructor(private readonly sessions: SessionsService) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const req = requestOf(context) as { [SESSION_HANDLE]?: SessionHandle } | undefined;
+    const req = requestOf(context) as RequestWithHandle | undefined;
     if (!req) return next.handle();
     let handle = handleOfRequest(req);
     if (!handle) {
       if (!this.#takesSession(context)) return next.handle();
       const pair = httpPairOf(context)!;
-      handle = this.sessions.handleFor(pair.req, pair.res);
+      handle = this.sessions.attach(pair.req, pair.res);
     } else if (req[SESSION_HANDLE] !== handle) {
       // Loaded by a Fastify middleware, on Node's request: from here on, the route's request and reply.
       const pair = httpPairOf(context)!;
@@ -54,9 +54,8 @@ export class SessionsInterceptor implements NestInterceptor {
 
 /** Loads the session (if it is not yet), runs the rest of the chain, saves after each value it gives. */
 function aroundChain(handle: SessionHandle, context: ExecutionContext, next: CallHandler): Observable<unknown> {
-  handle.context = context;
-  handle.adopted = true;
-  return from(handle.load()).pipe(
+  handle.adopt(context);
+  return defer(() => handle.load()).pipe(
     mergeMap(() => next.handle()),
     catchError((err: unknown) => from(afterError(handle, err))),
     concatMap(async (value) => {

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { handleOfRequest, SessionHandle } from './session-handle.js';
+import { handleOfRequest, SessionHandle, type RequestWithHandle } from './session-handle.js';
 import { SESSION_HANDLE, SESSION_STORE, SESSIONS_CONFIG } from './sessions.constants.js';
 import type { SessionData, SessionOf as Session } from './session.js';
 import { SessionsNotConfiguredError, type SessionStoreUnavailableError } from './sessions.errors.js';
@@ -10,8 +10,6 @@ import { CookieTransport } from './transport/cookie.transport.js';
 import { HeaderTransport } from './transport/header.transport.js';
 import { HttpIo, httpPairOf } from './transport/http.js';
 import type { SessionTransport } from './transport/session-transport.js';
-
-type RequestLike = object & { [SESSION_HANDLE]?: SessionHandle };
 
 /**
  * Loads and saves the sessions of requests. The interceptor uses it; guards and middleware can too:
@@ -52,49 +50,51 @@ export class SessionsService {
    */
   load<T extends object = SessionData>(context: ExecutionContext): Promise<Session<T>>;
   load<T extends object = SessionData>(req: object, res: object): Promise<Session<T>>;
-  load(contextOrReq: ExecutionContext | object, res?: object): Promise<Session> {
-    let req: RequestLike;
+  async load(contextOrReq: ExecutionContext | object, res?: object): Promise<Session> {
+    let req: RequestWithHandle;
     let context: ExecutionContext | undefined;
     if (isExecutionContext(contextOrReq)) {
       context = contextOrReq;
       const pair = httpPairOf(context);
       if (!pair) throw notHttp(context);
-      req = pair.req as RequestLike;
+      req = pair.req;
       res = pair.res;
+    } else if (typeof contextOrReq === 'object' && contextOrReq !== null && typeof res === 'object' && res !== null) {
+      req = contextOrReq;
     } else {
-      if (typeof contextOrReq !== 'object' || contextOrReq === null || typeof res !== 'object' || res === null) {
-        throw new TypeError('SessionsService.load() takes an ExecutionContext, or the request and the response');
-      }
-      req = contextOrReq as RequestLike;
+      throw new TypeError('SessionsService.load() takes an ExecutionContext, or the request and the response');
     }
-    const first = !handleOfRequest(req);
-    const handle = this.handleFor(req, res!);
-    if (first) handle.warnIfNeverSaved(context);
+    let handle = handleOfRequest(req);
+    if (!handle) {
+      handle = this.attach(req, res);
+      handle.context = context;
+      handle.watch();
+    }
     return handle.load();
   }
 
-  /** @internal The handle of a request, created on first use; the interceptor and `load()` share it. */
-  handleFor(req: RequestLike, res: object): SessionHandle {
-    let handle = handleOfRequest(req);
-    if (!handle) {
-      handle = new SessionHandle(this, req, res);
-      // An ordinary assignment: every request takes the same shape transition, which V8 makes fast. A
-      // symbol key stays out of JSON, Object.keys and for...in.
-      req[SESSION_HANDLE] = handle;
-    }
+  /** @internal A new handle on a request that has none; the interceptor and `load()` share it. */
+  attach(req: RequestWithHandle, res: object): SessionHandle {
+    const handle = new SessionHandle(this, req, res);
+    // An ordinary assignment: every request takes the same shape transition, which V8 makes fast. A
+    // symbol key stays out of JSON, Object.keys and for...in.
+    req[SESSION_HANDLE] = handle;
     return handle;
   }
 
-  /** @internal Logs once per place that a session was loaded and changed, but nothing saved it. */
-  warnNeverSaved(where: string): void {
+  /**
+   * @internal Logs once per place that the session was changed and nothing saved the change: after the
+   * interceptor's save (`adopted`), or where the interceptor never ran for it.
+   */
+  warnNeverSaved(where: string, adopted: boolean): void {
     // Places named by URL (no context) could be many: a bounded number is reported.
     if (this.#warnedHandlers.has(`unsaved:${where}`) || this.#warnedHandlers.size >= 1_000) return;
     this.#warnedHandlers.add(`unsaved:${where}`);
-    this.#logger.warn(
-      `${where}: the session was loaded after the sessions interceptor let the request by (the handler does ` +
-        `not take @Session() and nothing loaded the session before it), and its changes were not saved. ` +
-        `Load it in a middleware or a guard, take @Session() in the handler, or call "await session.save()".`,
-    );
+    const why = adopted
+      ? 'it was changed after the sessions interceptor had saved it (in an interceptor outside it, or after the response)'
+      : 'the sessions interceptor did not run after it was loaded (it was loaded after the interceptor let the ' +
+        'request by, as in a handler without @Session(), or by a guard that then refused the request)';
+    this.#logger.warn(`${where}: a change to the session was never saved, because ${why}. Call "await session.save()" after the change, or make it where the interceptor saves it.`);
   }
 
   /** @internal Logs once per handler that a session change could not reach the client. */
@@ -147,5 +147,5 @@ export function notHttp(context: ExecutionContext): SessionsNotConfiguredError {
 }
 
 function isExecutionContext(value: unknown): value is ExecutionContext {
-  return typeof (value as ExecutionContext).switchToHttp === 'function';
+  return typeof value === 'object' && value !== null && typeof (value as ExecutionContext).switchToHttp === 'function';
 }

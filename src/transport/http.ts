@@ -55,12 +55,6 @@ export class HttpIo {
     return adapter;
   }
 
-  /** The platform's own object (the Express app, the Fastify instance), if there is an HTTP adapter. */
-  platformInstance(): object | undefined {
-    const instance: unknown = this.host.httpAdapter?.getInstance();
-    return (typeof instance === 'object' || typeof instance === 'function') && instance !== null ? instance : undefined;
-  }
-
   /** One request header as a string (the first, if repeated). Express and Fastify both lower-case names. */
   requestHeader(req: unknown, name: string): string | undefined {
     const value = (req as { headers?: Record<string, string | string[] | undefined> }).headers?.[name];

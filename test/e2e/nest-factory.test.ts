@@ -60,14 +60,15 @@ describe.each(PLATFORMS)('the compiled sample, started by Node, on %s', (platfor
 });
 
 describe('the built package', () => {
-  const files = () => readdirSync(`${root}/dist`).filter((f) => f.endsWith('.d.ts') || f.endsWith('.js'));
+  const files = () => readdirSync(`${root}/dist`, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.d.ts') || f.endsWith('.js'));
   const read = (f: string) => readFileSync(`${root}/dist/${f}`, 'utf8');
 
   it('ships no @internal member in its type declarations', () => {
     const declarations = files().filter((f) => f.endsWith('.d.ts'));
     expect(declarations).toContain('index.d.ts');
+    expect(declarations).toContain('stores/server-store.d.ts');
     const text = declarations.map(read).join('\n');
-    for (const internal of ['_pending', '_data(', '_rollback', '_committed', 'handleFor', 'SessionHandle', 'PendingChange', 'storeContext', 'warnHeadersSent']) {
+    for (const internal of ['_pending', '_data(', '_rollback', '_committed', 'attach(', 'SessionHandle', 'PendingChange', 'storeContext', 'warnHeadersSent', 'warnNeverSaved', 'notHttp', 'takesSession', 'handleOfRequest', 'unavailable(']) {
       expect(text, internal).not.toContain(internal);
     }
   });

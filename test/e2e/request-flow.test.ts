@@ -8,6 +8,8 @@ import {
   appOn,
   AuthService,
   ChainController,
+  GuardedController,
+  LoadsSessionGuard,
   MarksAfterInterceptor,
   OTHER_SECRET,
   PLATFORMS,
@@ -90,8 +92,8 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
         { secret: SECRET, store: new InMemorySessionStore() },
         {
           logger,
-          controllers: [ProbeController, ChainController],
-          providers: [AuthService, SignsInGuard, MarksAfterInterceptor, { provide: APP_INTERCEPTOR, useClass: OuterInterceptor }],
+          controllers: [ProbeController, ChainController, GuardedController],
+          providers: [LoadsSessionGuard, AuthService, SignsInGuard, MarksAfterInterceptor, { provide: APP_INTERCEPTOR, useClass: OuterInterceptor }],
           imports: [VisitsModule, InterceptsModule],
           beforeInit: (a) => a.useGlobalInterceptors(new InnerGlobalInterceptor(a.get(SessionsService))),
         },
@@ -144,6 +146,9 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       await agent.post('/write').send({ value: 1 }).expect(201);
       await agent.get('/read').set('x-outer', '1').expect(200);
       expect((await agent.get('/all')).body).toEqual({ value: 1 });
+      expect(logger.messages('warn').filter((m) => m.startsWith('ProbeController.read:'))[0]).toMatch(
+        /never saved, because it was changed after the sessions interceptor had saved it/,
+      );
       await agent.get('/read').set('x-outer', '1').set('x-save', '1').expect(200);
       expect((await agent.get('/all')).body).toEqual({ value: 1, outer: true });
     });
@@ -158,7 +163,7 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       await agent.post('/write').send({ value: 2 }).expect(201);
       const warnings = logger.messages('warn').filter((m) => m.startsWith('POST /chain/late-load:'));
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatch(/loaded after the sessions interceptor let the request by.*not saved.*"await session\.save\(\)"/);
+      expect(warnings[0]).toMatch(/never saved, because the sessions interceptor did not run after it was loaded.*"await session\.save\(\)"/);
     });
 
     it('an inner interceptor that loads the session on a route without @Session(): a warning names the handler', async () => {
@@ -167,6 +172,14 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       await agent.post('/chain/after-plain').expect(201);
       expect((await agent.get('/all')).body).toEqual({});
       expect(logger.messages('warn').filter((m) => m.startsWith('ChainController.afterPlain:'))).toHaveLength(1);
+    });
+
+    it('a guard that changes the session and then refuses the request: nothing is saved, and a warning says so', async () => {
+      const agent = request.agent(http);
+      await agent.post('/write').send({ value: 1 }).expect(201);
+      await agent.get('/guarded/plain?mark=refused&deny=1').expect(403);
+      expect((await agent.get('/all')).body).toEqual({ value: 1 });
+      expect(logger.messages('warn').filter((m) => m.startsWith('GuardedController.plain:'))[0]).toMatch(/never saved, because the sessions interceptor did not run after it was loaded/);
     });
 
     it('a server-sent event stream saves the changes each event makes to an existing session', async () => {

@@ -5,13 +5,15 @@ import { SessionsInterceptor, type SessionsService } from '../../src/index.js';
 
 describe('SessionsInterceptor outside HTTP', () => {
   it.each(['rpc', 'ws'])('passes a "%s" context straight through', async (type) => {
-    const sessions = { handleFor: vi.fn(), load: vi.fn() } as unknown as SessionsService;
+    const sessions = { attach: vi.fn(), load: vi.fn() } as unknown as SessionsService;
     const interceptor = new SessionsInterceptor(sessions);
     const handled = of('result');
     const next: CallHandler = { handle: vi.fn(() => handled) };
     const context = {
       getType: () => type,
       switchToHttp: vi.fn(),
+      getArgByIndex: vi.fn(),
+      getArgs: vi.fn(),
       getHandler: vi.fn(),
       getClass: vi.fn(),
     } as unknown as ExecutionContext;
@@ -19,6 +21,7 @@ describe('SessionsInterceptor outside HTTP', () => {
     expect(out).toBe(handled);
     expect(await lastValueFrom(out)).toBe('result');
     expect(context.switchToHttp).not.toHaveBeenCalled();
-    expect(sessions.handleFor).not.toHaveBeenCalled();
+    expect(context.getArgByIndex).not.toHaveBeenCalled();
+    expect(sessions.attach).not.toHaveBeenCalled();
   });
 });
