@@ -91,6 +91,10 @@ export function checkTargets(run: Run): TargetCheck[] {
     if (alone !== undefined) {
       checks.push({ target: `${platform}: GET /none, one global no-op interceptor vs the ceiling (what any interceptor costs)`, measured: times(alone), met: undefined });
     }
+    const both = speedup(find(run, platform, 'noop-plus-ours')?.routes.none, noop);
+    if (both !== undefined) {
+      checks.push({ target: `${platform}: GET /none, an app with a no-op interceptor that adds nest-sessions, vs the same app without`, measured: times(both), met: undefined });
+    }
     for (const kind of ['ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres'] as Kind[]) {
       const none = find(run, platform, kind)?.routes.none;
       const x = speedup(none, noop);

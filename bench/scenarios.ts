@@ -41,6 +41,7 @@ export type Kind =
   | 'ceiling'
   | 'noop-interceptor'
   | 'ours-memory'
+  | 'noop-plus-ours'
   | 'ours-cookie'
   | 'ours-redis'
   | 'ours-postgres'
@@ -61,6 +62,7 @@ export const LABELS: Record<Kind, string> = {
   ceiling: 'no sessions (ceiling)',
   'noop-interceptor': 'no sessions, a global no-op interceptor',
   'ours-memory': 'nest-sessions, in-memory',
+  'noop-plus-ours': 'a no-op interceptor + nest-sessions, in-memory',
   'ours-cookie': 'nest-sessions, cookie (encrypted)',
   'ours-redis': 'nest-sessions, Redis',
   'ours-postgres': 'nest-sessions, PostgreSQL',
@@ -75,10 +77,10 @@ export const LABELS: Record<Kind, string> = {
 
 /** What runs where. Express middleware (express-session, cookie-session) is measured on Express, its home. */
 export const SCENARIOS: Scenario[] = [
-  ...(['ceiling', 'noop-interceptor', 'ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres', 'express-session-memory', 'express-session-redis', 'cookie-session', 'iron-session'] as Kind[]).map(
+  ...(['ceiling', 'noop-interceptor', 'ours-memory', 'noop-plus-ours', 'ours-cookie', 'ours-redis', 'ours-postgres', 'express-session-memory', 'express-session-redis', 'cookie-session', 'iron-session'] as Kind[]).map(
     (kind) => ({ platform: 'express' as const, kind }),
   ),
-  ...(['ceiling', 'noop-interceptor', 'ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres', 'iron-session', 'fastify-secure-session', 'fastify-session-memory', 'fastify-session-redis'] as Kind[]).map(
+  ...(['ceiling', 'noop-interceptor', 'ours-memory', 'noop-plus-ours', 'ours-cookie', 'ours-redis', 'ours-postgres', 'iron-session', 'fastify-secure-session', 'fastify-session-memory', 'fastify-session-redis'] as Kind[]).map(
     (kind) => ({ platform: 'fastify' as const, kind }),
   ),
 ];
@@ -209,6 +211,11 @@ export async function startScenario({ platform, kind }: Scenario): Promise<{ app
   const providers: unknown[] = [];
   if (kind === 'noop-interceptor') {
     providers.push({ provide: APP_INTERCEPTOR, useClass: NoopInterceptor });
+  } else if (kind === 'noop-plus-ours') {
+    // An app that already has a global interceptor (its own, in the root module) and adds sessions.
+    providers.push({ provide: APP_INTERCEPTOR, useClass: NoopInterceptor });
+    imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore('ours-memory') }));
+    controller = OursController;
   } else if (kind.startsWith('ours-')) {
     imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore(kind) }));
     controller = OursController;
