@@ -73,10 +73,18 @@ describe('opened tokens are remembered', () => {
     const flipped = token.slice(0, 40) + (token[40] === 'A' ? 'B' : 'A') + token.slice(41);
     deciphers.mockClear();
     expect(outcome(open(ring, 'session', flipped, NOW))).toBe('tampered');
-    expect(outcome(open(ring, 'session', token.slice(0, -4), NOW))).not.toBe('opened');
+    // Cut by three bytes and spelled correctly, so that it always reaches the cipher (a cut of the text
+    // itself is refused as malformed before it, unless the stray bits of its last character are zero).
+    const truncated = Buffer.from(token, 'base64url').subarray(0, -3).toString('base64url');
+    expect(outcome(open(ring, 'session', truncated, NOW))).toBe('tampered');
+    const cut = token.slice(0, -4);
+    expect(outcome(open(ring, 'session', cut, NOW))).not.toBe('opened');
     expect(outcome(open(ring, 'other', token, NOW))).toBe('tampered');
     expect(outcome(open(new Keyring([SECRET.toUpperCase()]), 'session', token, NOW))).toBe('unknown key');
-    expect(deciphers).toHaveBeenCalledTimes(2); // the flipped and the renamed one reached the cipher
+    // The flipped, the well-spelled truncated and the renamed one reached the cipher, and so did the cut
+    // text when it happens to be well spelled.
+    const cutWellSpelled = Buffer.from(cut, 'base64url').toString('base64url') === cut;
+    expect(deciphers).toHaveBeenCalledTimes(cutWellSpelled ? 4 : 3);
   });
 
   it('is bounded by what it holds, and leaves out a session too large to be worth it', () => {
