@@ -22,51 +22,43 @@ import {
   setCookies,
 } from '../fixtures/app.js';
 
-/** Changes the session after the chain has run; saves only when asked to (`x-save: 1`). */
+/**
+ * Sets `key` in the session after the chain has run, when the request has the header `x-<key>: 1`;
+ * saves it only when asked to (`x-save: 1`). One subclass per place an interceptor can stand.
+ */
 @Injectable()
-class OuterInterceptor implements NestInterceptor {
+abstract class ChangesAfterChain implements NestInterceptor {
+  protected abstract readonly key: string;
   constructor(private readonly sessions: SessionsService) {}
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     return next.handle().pipe(
       mergeMap(async (value: unknown) => {
-        const req = context.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>();
-        if (req.headers['x-outer'] !== '1') return value;
+        const { headers } = context.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>();
+        if (headers[`x-${this.key}`] !== '1') return value;
         const session = await this.sessions.load(context);
-        session.set('outer', true);
-        if (req.headers['x-save'] === '1') await session.save();
+        session.set(this.key, true);
+        if (headers['x-save'] === '1') await session.save();
         return value;
       }),
     );
   }
 }
 
-/** For app.useGlobalInterceptors: changes the session after the handler, saving nothing itself. */
-class InnerGlobalInterceptor implements NestInterceptor {
-  constructor(private readonly sessions: SessionsService) {}
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    return next.handle().pipe(
-      mergeMap(async (value: unknown) => {
-        const req = context.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>();
-        if (req.headers['x-inner'] === '1') (await this.sessions.load(context)).set('inner', true);
-        return value;
-      }),
-    );
-  }
-}
-
-/** An APP_INTERCEPTOR of a module imported after SessionsModule. */
+/** An APP_INTERCEPTOR of the root module: outside the sessions interceptor. */
 @Injectable()
-class ModuleInterceptor implements NestInterceptor {
-  constructor(private readonly sessions: SessionsService) {}
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    return next.handle().pipe(
-      mergeMap(async (value: unknown) => {
-        const req = context.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>();
-        if (req.headers['x-module'] === '1') (await this.sessions.load(context)).set('module', true);
-        return value;
-      }),
-    );
-  }
+class OuterInterceptor extends ChangesAfterChain {
+  protected readonly key = 'outer';
+}
+
+/** For app.useGlobalInterceptors: inside the sessions interceptor. */
+class InnerGlobalInterceptor extends ChangesAfterChain {
+  protected readonly key = 'inner';
+}
+
+/** An APP_INTERCEPTOR of a module imported after SessionsModule: inside the sessions interceptor. */
+@Injectable()
+class ModuleInterceptor extends ChangesAfterChain {
+  protected readonly key = 'module';
 }
 
 @Module({ providers: [{ provide: APP_INTERCEPTOR, useClass: ModuleInterceptor }] })
