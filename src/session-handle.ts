@@ -44,6 +44,8 @@ export class SessionHandle {
   #adopted = false;
   /** Whether a listener waits for the response's end, to report changes nothing saved. */
   #watching = false;
+  /** A save failed: the request answered with that error, so unsaved changes are no news. */
+  #failed = false;
 
   constructor(
     readonly service: SessionsService,
@@ -79,7 +81,7 @@ export class SessionHandle {
     if (typeof raw.once !== 'function') return;
     this.#watching = true;
     raw.once('finish', () => {
-      if (this.#ended || !this.session?.isModified) return;
+      if (this.#ended || this.#failed || !this.session?.isModified) return;
       const context = this.context;
       const where = context ? `${context.getClass().name}.${context.getHandler().name}` : this.#route();
       this.service.warnNeverSaved(where, this.#adopted);
@@ -121,7 +123,9 @@ export class SessionHandle {
   /** Saves what changed, if anything; calls are queued so that two saves never overlap. */
   save(): Promise<void> {
     const next = this.#saving.then(() => this.#unavailableAs503(this.#save()));
-    this.#saving = next.catch(() => undefined);
+    this.#saving = next.catch(() => {
+      this.#failed = true;
+    });
     return next;
   }
 

@@ -3,7 +3,7 @@ import { APP_INTERCEPTOR } from '@nestjs/core';
 import { mergeMap, type Observable } from 'rxjs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InMemorySessionStore, SessionsService } from '../../src/index.js';
+import { InMemorySessionStore, SessionStoreUnavailableError, SessionsService } from '../../src/index.js';
 import {
   appOn,
   AuthService,
@@ -193,6 +193,26 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       expect(ChainController.prototype.after).toBe(methods.after);
       expect(ChainController.prototype.events).toBe(methods.events);
     });
+  });
+
+  it('a save that fails is answered with its error, and not reported again as a change nobody saved', async () => {
+    class DownOnUpdate extends InMemorySessionStore {
+      override async update(): Promise<undefined> {
+        throw new SessionStoreUnavailableError('the test store is down for updates');
+      }
+    }
+    const logger = new RecordingLogger();
+    const app = await createApp({ secret: SECRET, store: new DownOnUpdate() }, { logger });
+    try {
+      const agent = request.agent(app.getHttpServer());
+      await agent.post('/write').send({ value: 1 }).expect(201);
+      await agent.post('/write').send({ value: 2 }).expect(503);
+      await agent.get('/read').expect(200);
+      expect(logger.messages('error').join('\n')).toMatch(/Session store unavailable: the test store is down for updates/);
+      expect(logger.messages('warn').join('\n')).not.toMatch(/never saved/);
+    } finally {
+      await app.close();
+    }
   });
 
   describe('several applications in one process', () => {
