@@ -3,7 +3,7 @@ import { APP_INTERCEPTOR } from '@nestjs/core';
 import { mergeMap, type Observable } from 'rxjs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InMemorySessionStore, SessionStoreUnavailableError, SessionsService } from '../../src/index.js';
+import { InMemorySessionStore, SessionStoreUnavailableError, SessionsModule, SessionsService } from '../../src/index.js';
 import {
   appOn,
   AuthService,
@@ -64,6 +64,15 @@ class ModuleInterceptor extends ChangesAfterChain {
 @Module({ providers: [{ provide: APP_INTERCEPTOR, useClass: ModuleInterceptor }] })
 class InterceptsModule {}
 
+/** An APP_INTERCEPTOR of a module imported before SessionsModule: outside the sessions interceptor. */
+@Injectable()
+class BeforeInterceptor extends ChangesAfterChain {
+  protected readonly key = 'before';
+}
+
+@Module({ providers: [{ provide: APP_INTERCEPTOR, useClass: BeforeInterceptor }] })
+class BeforeSessionsModule {}
+
 describe.each(PLATFORMS)('the request flow on %s', (platform) => {
   const createApp = appOn(platform);
 
@@ -106,6 +115,13 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       expect(res.body.message).toBe('out of stock');
       expect(setCookies(res)).toHaveLength(1);
       expect((await agent.get('/all')).body).toEqual({ attempts: 1 });
+    });
+
+    it('an HttpException with a 3xx status (a redirect thrown) keeps the changes, as a 4xx does', async () => {
+      const agent = request.agent(http);
+      const res = await agent.post('/chain/redirect').expect(303);
+      expect(setCookies(res)).toHaveLength(1);
+      expect((await agent.get('/all')).body).toEqual({ redirected: true });
     });
 
     it('a NestMiddleware that loads the session on a route without @Session(): its change is saved', async () => {
@@ -193,6 +209,24 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       expect(ChainController.prototype.after).toBe(methods.after);
       expect(ChainController.prototype.events).toBe(methods.events);
     });
+  });
+
+  it('an APP_INTERCEPTOR of a module imported before SessionsModule runs outside it', async () => {
+    const logger = new RecordingLogger();
+    const app = await createApp(SECRET, {
+      logger,
+      sessions: [BeforeSessionsModule, SessionsModule.forRoot({ secret: SECRET, store: new InMemorySessionStore() })],
+    });
+    try {
+      const agent = request.agent(app.getHttpServer());
+      await agent.post('/write').set('x-before', '1').send({ value: 1 }).expect(201);
+      expect((await agent.get('/all')).body).toEqual({ value: 1 });
+      expect(logger.messages('warn').join('\n')).toMatch(/ProbeController.write: a change to the session was never saved, because it was changed after/);
+      await agent.post('/write').set('x-before', '1').set('x-save', '1').send({ value: 2 }).expect(201);
+      expect((await agent.get('/all')).body).toEqual({ value: 2, before: true });
+    } finally {
+      await app.close();
+    }
   });
 
   it('a save that fails is answered with its error, and not reported again as a change nobody saved', async () => {
