@@ -3,6 +3,7 @@ import { open, seal, SEALED_ID_BYTES } from '../crypto/seal.js';
 import type { SessionData, SessionPatch } from '../session.js';
 import { SessionsConfigError, SessionSerializationError } from '../sessions.errors.js';
 import { jsonObject, serializeFields } from './fields.js';
+import { jsonNestsDeeperThan, MAX_VALUE_DEPTH } from './json-value.js';
 import type { IssuedToken, LoadedSession, SessionStore, SessionStoreContext, SessionTimes } from './session-store.js';
 
 /** Turns session data into text and back. Must round-trip what it is given; `parse` may throw on bad input. */
@@ -53,6 +54,10 @@ export class CookieSessionStore implements SessionStore {
     const opened = open(ctx.keyring, ctx.tokenName, token, Date.now());
     if ('failure' in opened) {
       ctx.logger.debug?.(`Session cookie refused: ${opened.failure}`, 'CookieSessionStore');
+      return undefined;
+    }
+    if (this.#serializer === JSON_SERIALIZER && jsonNestsDeeperThan(opened.payload, MAX_VALUE_DEPTH + 1)) {
+      ctx.logger.debug?.(`Session cookie refused: its data is nested more than ${MAX_VALUE_DEPTH} levels deep`, 'CookieSessionStore');
       return undefined;
     }
     let data: unknown;

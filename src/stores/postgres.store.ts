@@ -4,6 +4,7 @@ import type { SessionData, SessionPatch } from '../session.js';
 import { SessionsConfigError, SessionSerializationError, SessionStoreUnavailableError } from '../sessions.errors.js';
 import { listenForErrors } from './client-errors.js';
 import { jsonObject, serializeFields } from './fields.js';
+import { assertJsonValue, MAX_VALUE_DEPTH, valueNestsDeeperThan } from './json-value.js';
 import { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './server-store.js';
 import type { SessionTimes } from './session-store.js';
 
@@ -46,25 +47,6 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 function lockKey(label: string): string {
   return createHash('sha256').update(label).digest().readBigInt64BE().toString();
-}
-
-/** NUL, or a surrogate without its pair: text that jsonb refuses. */
-const JSONB_UNSAFE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** Throws SessionSerializationError, naming the session key, if a string anywhere in `value` cannot go into jsonb. */
-function unstorable(key: string, value: unknown, where: 'key' | 'value'): void {
-  if (typeof value === 'string') {
-    if (JSONB_UNSAFE.test(value)) {
-      throw new SessionSerializationError(key, `PostgreSQL jsonb cannot store a NUL character or a lone surrogate (in the ${where})`);
-    }
-  } else if (Array.isArray(value)) {
-    for (const item of value) unstorable(key, item, where);
-  } else if (typeof value === 'object' && value !== null) {
-    for (const [k, v] of Object.entries(value)) {
-      unstorable(key, k, 'key');
-      unstorable(key, v, where);
-    }
-  }
 }
 
 function identifier(kind: string, value: unknown): string {
@@ -187,6 +169,10 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       this.#logger.warn(`Ignoring an unreadable session (${id.slice(0, 8)}...): its data is not a JSON object`);
       return undefined;
     }
+    if (valueNestsDeeperThan(data, MAX_VALUE_DEPTH + 1)) {
+      this.#logger.warn(`Ignoring an unreadable session (${id.slice(0, 8)}...): its data is nested more than ${MAX_VALUE_DEPTH} levels deep`);
+      return undefined;
+    }
     return { data: data as SessionData, times: times as SessionTimes };
   }
 
@@ -198,7 +184,7 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
 
   protected async patch(id: string, patch: SessionPatch, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
     const json = this.#json(patch.set);
-    for (const key of patch.unset) unstorable(key, key, 'key');
+    for (const key of patch.unset) assertJsonValue(key, null, { jsonb: true }); // the key itself
     const result = await this.#query(this.#sql.patch, [
       id,
       patch.replace,
@@ -223,12 +209,7 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
 
   /** JSON for a jsonb parameter, refusing by key what jsonb cannot hold (NUL characters, lone surrogates). */
   #json(data: SessionData): string {
-    const fields = serializeFields(data);
-    for (const key of Object.keys(data)) {
-      unstorable(key, key, 'key');
-      unstorable(key, data[key], 'value');
-    }
-    return jsonObject(fields);
+    return jsonObject(serializeFields(data, { jsonb: true }));
   }
 
   /**

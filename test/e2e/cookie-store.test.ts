@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CookieSessionStore, SESSION_STORE, SessionsConfigError, type SessionSerializer } from '../../src/index.js';
-import { appOn, PLATFORMS, isExpiry, Jar, OTHER_SECRET, parseSetCookie, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
+import { appOn, PLATFORMS, isExpiry, Jar, OTHER_SECRET, parseSetCookie, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies, itRefusesWhatJsonWouldChange } from '../fixtures/app.js';
 
 const text = (n: number) => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
 
@@ -113,6 +113,8 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       expect(jar.names()).toEqual(['session']);
       expect((await request(http).get('/all').set('Cookie', jar.header())).body).toEqual({ big: 'small' });
     });
+
+    itRefusesWhatJsonWouldChange(() => ({ http, logger }));
 
     it('a value JSON cannot hold fails the save, naming the key, instead of vanishing', async () => {
       const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));

@@ -28,6 +28,7 @@ import {
   setCookies,
   parseSetCookie,
   isExpiry,
+  itRefusesWhatJsonWouldChange,
 } from '../fixtures/app.js';
 
 /** A store that counts what it is asked to do. */
@@ -372,6 +373,22 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       const res = await request(http).post('/unserialisable').set('Cookie', cookie).expect(500);
       expect(setCookies(res)).toEqual([]);
       expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({ value: 1 });
+    });
+  });
+
+  describe('values JSON would change (in-memory store)', () => {
+    let app: INestApplication;
+    const logger = new RecordingLogger();
+    beforeAll(async () => {
+      app = await createApp({ secret: SECRET, store: new InMemorySessionStore() }, { logger });
+    });
+    afterAll(() => app.close());
+    itRefusesWhatJsonWouldChange(() => ({ http: app.getHttpServer(), logger }));
+
+    it('a Date is stored as its ISO string, and a property set to undefined is left out, as JSON does', async () => {
+      const agent = request.agent(app.getHttpServer());
+      await agent.post('/quirky/date').expect(201);
+      expect((await agent.get('/all')).body).toEqual({ value: { at: '2026-01-02T03:04:05.000Z' } });
     });
   });
 

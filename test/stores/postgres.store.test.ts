@@ -58,6 +58,8 @@ const make: MakeStore = async ({ timeout, port = PG_PORT, maxPending } = {}) => 
     exists: async (id) => (await admin.query(`SELECT 1 FROM "${table}" WHERE id = $1`, [id])).rowCount === 1,
     ttl: async (id) => ((await admin.query(`SELECT expires_at FROM "${table}" WHERE id = $1`, [id])).rows[0].expires_at as Date).getTime() - Date.now(),
     corrupt: async (id) => void (await admin.query(`UPDATE "${table}" SET data = '[1, 2]'::jsonb WHERE id = $1`, [id])),
+    plantDeep: async (id, levels) =>
+      void (await admin.query(`UPDATE "${table}" SET data = data || jsonb_build_object('deep', $2::jsonb) WHERE id = $1`, [id, '['.repeat(levels) + ']'.repeat(levels)])),
     close: async () => {
       await pool.end();
       await admin.query(`DROP TABLE IF EXISTS "${table}"`);

@@ -46,6 +46,7 @@ export function inspect(
     // PEXPIREAT was given the app's clock; the server counts from its own, so add what the app's clock is ahead.
     ttl: async (id) => (await raw.pttl(prefix + id)) + (Date.now() - performance.timeOrigin - performance.now()),
     corrupt: (id) => raw.hset(prefix + id, '@', 'not-times'),
+    plantDeep: (id, levels) => raw.hset(prefix + id, '.deep', '['.repeat(levels) + ']'.repeat(levels)),
     close: raw.close,
   };
 }

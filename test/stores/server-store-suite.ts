@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ServerSessionStore, SessionsModuleOptions } from '../../src/index.js';
-import { appOn, Latch, PLATFORMS, latches, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
+import { appOn, itRefusesWhatJsonWouldChange, Latch, PLATFORMS, latches, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
 import type { TcpProxy } from '../fixtures/tcp-proxy.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { newSessionId, signId } from '../../src/crypto/sign.js';
@@ -18,6 +18,8 @@ export interface StoreUnderTest {
   sent(): ('read' | 'write')[];
   /** Spoils the stored record so that it cannot be read. */
   corrupt(id: string): Promise<void>;
+  /** Writes, behind the store's back, a value `levels` deep under the key "deep" (as an older version could). */
+  plantDeep(id: string, levels: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -195,6 +197,17 @@ export function describeServerStore(name: string, make: MakeStore): void {
       expect(setCookies(write)).toEqual([]);
       expect(await backend.exists(token.slice(0, 43))).toBe(true);
       expect((await request(server).get('/read').set('x-session-id', token)).body.value).toBe('by header');
+    });
+
+    itRefusesWhatJsonWouldChange(() => ({ http, logger }));
+
+    it('a stored value nested deeper than a save accepts reads as no session, not as a failure or an outage', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
+      await backend.plantDeep(await idOf(cookie), 3000);
+      const read = await request(http).get('/read').set('Cookie', cookie).expect(200);
+      expect(read.body.isNew).toBe(true);
+      expect(logger.messages('error').join('\n')).not.toMatch(/unavailable/);
+      expect(logger.messages('warn').join('\n')).toMatch(/nested more than 64 levels deep/);
     });
 
     it('a value that cannot be stored fails with a 500 and writes nothing', async () => {
