@@ -1,4 +1,4 @@
-import { Keyring, MIN_SECRET_LENGTH } from './crypto/keyring.js';
+import { Keyring, MIN_SECRET_BITS, MIN_SECRET_LENGTH, secretBits } from './crypto/keyring.js';
 import { SessionsConfigError } from './sessions.errors.js';
 import { isSessionStore, type SessionStore } from './stores/session-store.js';
 
@@ -104,10 +104,15 @@ function secrets(value: unknown): string[] {
   list.forEach((secret: unknown, i) => {
     const which = list.length > 1 ? `secret[${i}]` : 'the secret';
     if (typeof secret !== 'string') fail(`${which} must be a string; got ${describe(secret)}`);
+    const generate = `Generate one with: node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`;
     if (secret.length < MIN_SECRET_LENGTH) {
+      fail(`needs a secret of at least ${MIN_SECRET_LENGTH} characters; ${which} has ${secret.length}. ${generate}`);
+    }
+    const bits = secretBits(secret);
+    if (bits < MIN_SECRET_BITS) {
       fail(
-        `needs a secret of at least ${MIN_SECRET_LENGTH} characters; ${which} has ${secret.length}. ` +
-          `Generate one with: node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`,
+        `${which} looks guessable: its characters carry about ${Math.floor(bits)} bits (at least ${MIN_SECRET_BITS} ` +
+          `are needed; a repeated character or word, or a handful of characters, is not a secret). ${generate}`,
       );
     }
   });

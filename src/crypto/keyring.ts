@@ -8,12 +8,21 @@ import { createHash, hkdfSync } from 'node:crypto';
 export const HKDF_SALT = 'nest-sessions';
 export const HKDF_INFO_SIGN = 'nest-sessions v1 session-id signature';
 export const HKDF_INFO_SEAL = 'nest-sessions v1 cookie seal';
+export const HKDF_INFO_KEY_ID = 'nest-sessions v1 key id';
 
 export const MIN_SECRET_LENGTH = 32;
+/** The least entropy a secret may show by its characters' frequencies (see secretBits). */
+export const MIN_SECRET_BITS = 80;
 
 export interface SessionKey {
-  /** Short public fingerprint of the secret (4 bytes), so a token names the key that opens it. */
+  /**
+   * Short public name of the key (4 bytes), so a token names the key that opens it. Derived with HKDF,
+   * keyed by the secret, like the keys themselves: testing a guessed secret against it costs what
+   * testing it against the token's own tag costs.
+   */
   readonly id: Buffer;
+  /** The name tokens sealed before the keyed one carried (4 bytes of an unkeyed SHA-256): still opened, and re-sealed. */
+  readonly legacyId: Buffer;
   /** HMAC-SHA256 key for signing session IDs. */
   readonly signKey: Buffer;
   /** AES-256-GCM key for sealing cookie sessions. */
@@ -31,7 +40,8 @@ export class Keyring {
   constructor(secrets: readonly string[]) {
     if (secrets.length === 0) throw new Error('Keyring needs at least one secret');
     this.keys = secrets.map((secret) => ({
-      id: createHash('sha256').update(HKDF_SALT).update('\0key-id\0').update(secret).digest().subarray(0, 4),
+      id: derive(secret, HKDF_INFO_KEY_ID).subarray(0, 4),
+      legacyId: createHash('sha256').update(HKDF_SALT).update('\0key-id\0').update(secret).digest().subarray(0, 4),
       signKey: derive(secret, HKDF_INFO_SIGN),
       sealKey: derive(secret, HKDF_INFO_SEAL),
     }));
@@ -41,4 +51,26 @@ export class Keyring {
   get current(): SessionKey {
     return this.keys[0]!;
   }
+}
+
+/**
+ * A rough estimate of a secret's entropy, in bits: the Shannon entropy of its characters' frequencies
+ * times its length, counted over one period of a secret that repeats itself ("abcd" x 8 counts as
+ * "abcd"). It cannot tell a random secret from a clever pattern, but it catches the secrets people type:
+ * one character repeated, a short word repeated, a handful of characters.
+ */
+export function secretBits(secret: string): number {
+  const chars = [...secret];
+  let period = chars.length;
+  for (let p = 1; p <= chars.length / 2; p++) {
+    if (chars.length % p === 0 && chars.every((c, i) => c === chars[i % p])) {
+      period = p;
+      break;
+    }
+  }
+  const counts = new Map<string, number>();
+  for (const c of chars.slice(0, period)) counts.set(c, (counts.get(c) ?? 0) + 1);
+  let bits = 0;
+  for (const count of counts.values()) bits -= count * Math.log2(count / period);
+  return bits;
 }

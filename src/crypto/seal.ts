@@ -37,7 +37,8 @@ export interface SealContents {
   payload: string;
 }
 
-export type Opened = SealContents & { keyIndex: number };
+/** `stale`: sealed with an older secret, or under the older key name: the cookie store seals it again. */
+export type Opened = SealContents & { keyIndex: number; stale: boolean };
 
 export type OpenFailure =
   | 'malformed'
@@ -81,7 +82,7 @@ export function seal(keyring: Keyring, tokenName: string, contents: SealContents
   // Only when decrypting would give exactly these contents back (and not refuse them).
   const { id, times, payload } = contents;
   if (idBytes.toString('base64url') === id && timesInOrder(times) && payload.isWellFormed()) {
-    remember(cacheOf(keyring), `${tokenName}=${token}`, Object.freeze({ id, times: Object.freeze({ ...times }), payload, keyIndex: 0 }));
+    remember(cacheOf(keyring), `${tokenName}=${token}`, Object.freeze({ id, times: Object.freeze({ ...times }), payload, keyIndex: 0, stale: false }));
   }
   return token;
 }
@@ -171,13 +172,9 @@ function decrypt(keyring: Keyring, tokenName: string, token: string): Opened | {
 
   const kid = bytes.subarray(1, 1 + KID);
   const keys = keyring.keys;
-  let keyIndex = -1;
-  for (let i = 0; i < keys.length; i++) {
-    if (keys[i]!.id.equals(kid)) {
-      keyIndex = i;
-      break;
-    }
-  }
+  let keyIndex = keys.findIndex((k) => k.id.equals(kid));
+  // A token sealed before key names were keyed: opened all the same, and re-sealed (stale).
+  const legacy = keyIndex < 0 && (keyIndex = keys.findIndex((k) => k.legacyId.equals(kid))) >= 0;
   if (keyIndex < 0) return { failure: 'unknown key' };
 
   const header = bytes.subarray(0, HEADER);
@@ -205,5 +202,6 @@ function decrypt(keyring: Keyring, tokenName: string, token: string): Opened | {
     times,
     payload: plain.subarray(PLAIN_HEAD).toString('utf8'),
     keyIndex,
+    stale: keyIndex > 0 || legacy,
   });
 }

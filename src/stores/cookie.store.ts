@@ -71,7 +71,7 @@ export class CookieSessionStore implements SessionStore {
       ctx.logger.debug?.('Session cookie refused: its payload is not an object', 'CookieSessionStore');
       return undefined;
     }
-    return { id: opened.id, data: data as SessionData, times: opened.times, reissue: opened.keyIndex > 0 };
+    return { id: opened.id, data: data as SessionData, times: opened.times, reissue: opened.stale };
   }
 
   async create(data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InMemorySessionStore, SessionsConfigError } from '../../src/index.js';
 import { resolveSessionsConfig } from '../../src/sessions.options.js';
 
-const SECRET = 's'.repeat(32);
+const SECRET = 'options-test-secret-0123456789-abcdefXYZ';
 
 function error(input: unknown): string {
   try {
@@ -25,7 +25,7 @@ describe('options', () => {
   });
 
   it('takes a list of secrets, newest first', () => {
-    const config = resolveSessionsConfig([SECRET, 't'.repeat(40)]);
+    const config = resolveSessionsConfig([SECRET, 'an-older-secret-9876543210-ZYXWVUTSRQ']);
     expect(config.keyring.keys).toHaveLength(2);
   });
 
@@ -33,6 +33,25 @@ describe('options', () => {
     expect(error(undefined)).toMatch(/SessionsModule.forRoot\(\): needs a secret.*got undefined/);
     expect(error({})).toMatch(/needs a secret/);
     expect(error([])).toMatch(/needs a secret/);
+  });
+
+  it.each([
+    ['one character repeated', 'a'.repeat(32)],
+    ['a short word repeated', 'abcd'.repeat(8)],
+    ['an eight-character block repeated', 'Pa55w0rd'.repeat(4)],
+    ['two characters', 'ab'.repeat(20) + 'ba'],
+  ])('a guessable secret (%s) is refused, saying how to make one', (_name, secret) => {
+    expect(error(secret)).toMatch(/the secret looks guessable: its characters carry about \d+ bits \(at least 80 are needed.*randomBytes\(32\)/);
+    expect(error([SECRET, secret])).toMatch(/secret\[1\] looks guessable/);
+  });
+
+  it('generated secrets pass: 32 random bytes in base64url, 16 in hex, and a long passphrase', async () => {
+    const { randomBytes } = await import('node:crypto');
+    for (let i = 0; i < 200; i++) {
+      expect(() => resolveSessionsConfig(randomBytes(32).toString('base64url'))).not.toThrow();
+      expect(() => resolveSessionsConfig(randomBytes(16).toString('hex'))).not.toThrow();
+    }
+    expect(() => resolveSessionsConfig('correct horse battery staple gazelle violin')).not.toThrow();
   });
 
   it('a short secret names the length it has and the one it needs', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Keyring } from '../../src/crypto/keyring.js';
+import { hkdfSync } from 'node:crypto';
+import { HKDF_INFO_KEY_ID, HKDF_SALT, Keyring } from '../../src/crypto/keyring.js';
 import { CLOCK_SKEW_MS, open, seal, type SealContents } from '../../src/crypto/seal.js';
 
 const OLD = 'o'.repeat(32) + '-old-secret';
@@ -20,7 +21,22 @@ function failure(token: string, keyring = ring, name = 'session', now = NOW) {
 describe('seal and open', () => {
   it('round-trips id, times and payload', () => {
     const token = seal(ring, 'session', contents());
-    expect(open(ring, 'session', token, NOW)).toEqual({ ...contents(), keyIndex: 0 });
+    expect(open(ring, 'session', token, NOW)).toEqual({ ...contents(), keyIndex: 0, stale: false });
+  });
+
+  it('a token names its key with a keyed derivation of the secret, not an unkeyed hash of it', () => {
+    const key = ring.current;
+    const expected = Buffer.from(hkdfSync('sha256', NEW, HKDF_SALT, HKDF_INFO_KEY_ID, 32)).subarray(0, 4);
+    expect(key.id).toEqual(expected);
+    expect(key.id.equals(key.legacyId)).toBe(false);
+    expect(Buffer.from(seal(ring, 'session', contents()), 'base64url').subarray(1, 5)).toEqual(expected);
+  });
+
+  it('a token sealed under the older key name still opens, marked stale so that it is sealed again', () => {
+    const legacy = { keys: [{ ...ring.current, id: ring.current.legacyId }], current: { ...ring.current, id: ring.current.legacyId } } as unknown as Keyring;
+    const token = seal(legacy, 'session', contents());
+    expect(open(new Keyring([NEW]), 'session', token, NOW)).toEqual({ ...contents(), keyIndex: 0, stale: true });
+    expect(failure(token, new Keyring([OLD]))).toBe('unknown key');
   });
 
   it('two seals of the same contents differ (fresh salt and IV)', () => {
