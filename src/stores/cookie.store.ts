@@ -34,7 +34,12 @@ const JSON_SERIALIZER: SessionSerializer = { stringify: (data) => jsonObject(ser
  * earlier opens until its sealed expiry. Where logging out must revoke, use a server-side store.
  * Concurrent requests each seal the whole session, so the last response wins.
  */
+/** How many ended (logged-out) sessions a cookie store remembers, so that they stay ended in this process. */
+export const ENDED_SESSIONS_REMEMBERED = 10_000;
+
 export class CookieSessionStore implements SessionStore {
+  /** Sessions ended in this process, by ID, with the time they would have expired anyway; oldest first. */
+  readonly #ended = new Map<string, number>();
   readonly maxChunks: number;
   readonly #serializer: SessionSerializer;
 
@@ -71,10 +76,15 @@ export class CookieSessionStore implements SessionStore {
       ctx.logger.debug?.('Session cookie refused: its payload is not an object', 'CookieSessionStore');
       return undefined;
     }
+    if (this.#hasEnded(opened.id)) {
+      ctx.logger.debug?.('Session cookie refused: its session was ended (a logout) in this process', 'CookieSessionStore');
+      return undefined;
+    }
     return { id: opened.id, data: data as SessionData, times: opened.times, reissue: opened.stale };
   }
 
   async create(data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken> {
+    // (A new session gets a new ID: nothing it could be confused with has ended.)
     return this.#seal(randomToken(SEALED_ID_BYTES), data, times, ctx);
   }
 
@@ -84,17 +94,44 @@ export class CookieSessionStore implements SessionStore {
     data: SessionData,
     times: SessionTimes,
     ctx: SessionStoreContext,
-  ): Promise<IssuedToken> {
-    return this.#seal(loaded.id, data, times, ctx);
+  ): Promise<IssuedToken | undefined> {
+    // A request that loaded the session before a logout must not seal it again after it.
+    return this.#hasEnded(loaded.id) ? undefined : this.#seal(loaded.id, data, times, ctx);
   }
 
-  async touch(loaded: LoadedSession, data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken> {
-    return this.#seal(loaded.id, data, times, ctx);
+  async touch(loaded: LoadedSession, data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken | undefined> {
+    return this.#hasEnded(loaded.id) ? undefined : this.#seal(loaded.id, data, times, ctx);
   }
 
-  /** Nothing is kept on the server: expiring the cookie is all there is to do. */
-  async destroy(): Promise<boolean> {
-    return true;
+  /**
+   * Nothing is kept on the server, so the cookie is expired, and the session's ID is remembered as ended
+   * until the session would have expired anyway: in this process, a request still running and a copy of
+   * the old cookie can no longer bring it back. Returns false when it had ended already (a logout won).
+   */
+  async destroy(loaded: LoadedSession): Promise<boolean> {
+    const already = this.#hasEnded(loaded.id);
+    const ended = this.#ended;
+    ended.delete(loaded.id);
+    ended.set(loaded.id, loaded.times.expiresAt);
+    // Bounded: past the limit the oldest are forgotten (their copies open again, until they expire).
+    for (const id of ended.keys()) {
+      if (ended.size <= ENDED_SESSIONS_REMEMBERED) break;
+      ended.delete(id);
+    }
+    return !already;
+  }
+
+  /** How many ended sessions this store remembers now (for tests and monitoring). */
+  get endedSessions(): number {
+    return this.#ended.size;
+  }
+
+  #hasEnded(id: string, now = Date.now()): boolean {
+    const until = this.#ended.get(id);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.#ended.delete(id); // expired anyway: its cookie no longer opens
+    return false;
   }
 
   #seal(id: string, data: SessionData, times: SessionTimes, ctx: SessionStoreContext): IssuedToken {

@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CookieSessionStore, SESSION_STORE, SessionsConfigError, type SessionSerializer } from '../../src/index.js';
-import { appOn, PLATFORMS, isExpiry, Jar, OTHER_SECRET, parseSetCookie, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies, itRefusesWhatJsonWouldChange } from '../fixtures/app.js';
+import { appOn, PLATFORMS, isExpiry, Jar, OTHER_SECRET, parseSetCookie, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies, itRefusesWhatJsonWouldChange, Latch, latches, arrivals } from '../fixtures/app.js';
 
 const text = (n: number) => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
 
@@ -115,6 +115,31 @@ describe.each(PLATFORMS)('on %s', (platform) => {
     });
 
     itRefusesWhatJsonWouldChange(() => ({ http, logger }));
+
+    it('a request that loaded the session before a logout does not seal it again after it', async () => {
+      const jar = new Jar().apply(await request(http).post('/login').send({ user: 'ann' }));
+      const before = jar.header();
+      const [arrived, release] = [new Latch(), new Latch()];
+      arrivals.set('cookie-logout', arrived);
+      latches.set('cookie-logout', release);
+      const slow = request(http).post('/set/late').set('Cookie', before).send({ value: 1, wait: 'cookie-logout' }).then((r) => r);
+      await arrived.wait; // the slow request holds the logged-in session
+      jar.apply(await request(http).post('/logout').set('Cookie', before).send({}).expect(201));
+      release.open();
+      const late = await slow;
+      expect(late.status).toBe(201);
+      expect(setCookies(late)).toEqual([]); // no sealed copy of the logged-in session comes back
+      jar.apply(late);
+      expect((await request(http).get('/all').set('Cookie', jar.header())).body).toEqual({});
+    });
+
+    it('a copy of the cookie from before a logout opens nothing in the process that saw the logout', async () => {
+      const copy = sessionCookie(await request(http).post('/login').send({ user: 'bob' }));
+      expect((await request(http).get('/all').set('Cookie', copy)).body).toEqual({ user: 'bob' });
+      await request(http).post('/logout').set('Cookie', copy).send({}).expect(201);
+      const replay = await request(http).get('/read').set('Cookie', copy).expect(200);
+      expect(replay.body.isNew).toBe(true);
+    });
 
     it('a value JSON cannot hold fails the save, naming the key, instead of vanishing', async () => {
       const cookie = sessionCookie(await request(http).post('/write').send({ value: 1 }));
