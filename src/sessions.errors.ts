@@ -47,7 +47,9 @@ export class SessionTooLargeError extends Error {
   ) {
     super(
       `The session is too large: its token is ${size} bytes, and ${carrier} can carry at most ${limit} bytes of it. ` +
-        `Keep less in the session, raise the cookie store's maxChunks, or use a server-side store.`,
+        `Keep less in the session, or keep it in a server-side store (RedisSessionStore, PostgresSessionStore): ` +
+        `a cookie session travels with every request, and larger cookies make browsers' requests fail at ` +
+        `the header limits of Node (16 KB) and proxies (often 8 KB).`,
     );
   }
 }

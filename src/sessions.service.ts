@@ -37,7 +37,7 @@ export class SessionsService {
     this.io = new HttpIo(adapterHost);
     this.transport = config.header
       ? new HeaderTransport(this.io, config.header)
-      : new CookieTransport(this.io, config.cookie, store.maxChunks ?? 1);
+      : new CookieTransport(this.io, config.cookie, store.maxChunks ?? 1, store.maxCookieBytes);
     this.storeContext = { keyring: config.keyring, tokenName: this.transport.tokenName, logger: this.#logger };
   }
 

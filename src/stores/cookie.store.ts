@@ -16,8 +16,11 @@ export interface CookieSessionStoreOptions {
   /** Default: JSON. */
   serializer?: SessionSerializer;
   /**
-   * How many cookies one session may be split across (each at most 4096 bytes with its attributes).
-   * Past that, saving throws `SessionTooLargeError`. Default 4, at most 20.
+   * How many cookies one session may be split across (each at most 4096 bytes with its attributes), 1 to
+   * 20. Unset, a session's cookies may take at most DEFAULT_COOKIE_BYTES (6,000 bytes) of the request's
+   * `Cookie` header, two chunks at most: with about 2 KB of other cookies and headers, every request of
+   * the session fits a proxy's 8 KB header limit as well as Node's 16 KB. Setting it is a choice to send
+   * more with every request: N cookies of up to 4096 bytes, and no byte limit of ours.
    */
   maxChunks?: number;
 }
@@ -25,26 +28,31 @@ export interface CookieSessionStoreOptions {
 /** JSON, key by key, so that a value JSON would silently drop (a function, undefined) is an error naming its key. */
 const JSON_SERIALIZER: SessionSerializer = { stringify: (data) => jsonObject(serializeFields(data)), parse: JSON.parse };
 
+/** How many ended (logged-out) sessions a cookie store remembers, so that they stay ended in this process. */
+export const ENDED_SESSIONS_REMEMBERED = 10_000;
+
+/** The default budget for a session's cookies in a request's `Cookie` header (see `maxChunks`). */
+export const DEFAULT_COOKIE_BYTES = 6_000;
+
 /**
  * Keeps the whole session in the cookie, encrypted and authenticated with AES-256-GCM (see
  * `crypto/seal.ts`): the client can neither read nor change it, and its times are sealed inside, so the
  * server decides when it expires.
  *
- * What a cookie cannot do: be revoked. `destroy()` expires the cookie in the browser, but a copy taken
- * earlier opens until its sealed expiry. Where logging out must revoke, use a server-side store.
- * Concurrent requests each seal the whole session, so the last response wins.
+ * What a cookie cannot do: be revoked everywhere. `destroy()` expires the cookie, and this store
+ * remembers the session as ended, but another process or a restart opens a copy taken earlier until its
+ * sealed expiry. Where logging out must revoke, use a server-side store. Concurrent requests each seal
+ * the whole session, so the last response wins.
  */
-/** How many ended (logged-out) sessions a cookie store remembers, so that they stay ended in this process. */
-export const ENDED_SESSIONS_REMEMBERED = 10_000;
-
 export class CookieSessionStore implements SessionStore {
   /** Sessions ended in this process, by ID, with the time they would have expired anyway; oldest first. */
   readonly #ended = new Map<string, number>();
   readonly maxChunks: number;
+  readonly maxCookieBytes: number | undefined;
   readonly #serializer: SessionSerializer;
 
   constructor(options: CookieSessionStoreOptions = {}) {
-    const { serializer = JSON_SERIALIZER, maxChunks = 4 } = options;
+    const { serializer = JSON_SERIALIZER, maxChunks = 2 } = options;
     if (!Number.isInteger(maxChunks) || maxChunks < 1 || maxChunks > 20) {
       throw new SessionsConfigError(`CookieSessionStore: maxChunks must be a whole number from 1 to 20; got ${String(maxChunks)}`);
     }
@@ -52,6 +60,7 @@ export class CookieSessionStore implements SessionStore {
       throw new SessionsConfigError('CookieSessionStore: serializer needs stringify(data) and parse(text) functions');
     }
     this.maxChunks = maxChunks;
+    this.maxCookieBytes = options.maxChunks === undefined ? DEFAULT_COOKIE_BYTES : undefined;
     this.#serializer = serializer;
   }
 

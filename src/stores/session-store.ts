@@ -45,6 +45,11 @@ export interface SessionStore {
   /** How many cookies a token from this store may be split across. Default 1 (server stores' tokens are tiny). */
   readonly maxChunks?: number;
   /**
+   * How many bytes the token's cookies may take in the request's `Cookie` header (`name=value` pairs and
+   * their separators), whatever `maxChunks` allows. Unset: no limit beyond `maxChunks`.
+   */
+  readonly maxCookieBytes?: number;
+  /**
    * Opens a token. Returns undefined for anything that does not open to a live session (unknown,
    * expired, forged, malformed): never throws for bad input. Throws only when the store itself fails.
    */

@@ -42,11 +42,16 @@ export class CookieTransport implements SessionTransport {
   /** Room left for a chunk's value, by chunk, Max-Age and Secure: the same few on every save. */
   readonly #rooms = new Map<string, number>();
 
+  /** Bytes the token's cookies may take in a request's Cookie header; undefined: only maxChunks limits. */
+  readonly #maxBytes: number | undefined;
+
   constructor(
     private readonly io: HttpIo,
     cookie: SessionsConfig['cookie'],
     maxChunks = 1,
+    maxBytes?: number,
   ) {
+    this.#maxBytes = maxBytes;
     this.tokenName = cookie.name;
     this.#needle = `${cookie.name}=`;
     this.#secure = cookie.secure;
@@ -135,8 +140,29 @@ export class CookieTransport implements SessionTransport {
     return tag(token) === match[2] ? token : undefined;
   }
 
-  /** Cookie values for `token`: itself if it fits, else chunks; throws SessionTooLargeError past maxChunks. */
+  /**
+   * Cookie values for `token`, within the byte budget if there is one; throws SessionTooLargeError, which
+   * says to keep less or move to a server-side store, past it.
+   */
   #split(token: string, maxAge: number, secure: boolean): string[] {
+    const budget = this.#maxBytes;
+    const carrier = `the cookie store's ${budget}-byte budget for a session's cookies in a request`;
+    if (budget !== undefined && token.length > budget) throw new SessionTooLargeError(token.length, budget, carrier);
+    const values = this.#chunks(token, maxAge, secure);
+    if (budget !== undefined) {
+      // What the browser sends back: `name=value` per cookie, joined by "; ".
+      const overhead = values.reduce((n, _v, i) => n + this.#chunkName(i).length + 1, 0) + 2 * (values.length - 1);
+      const sent = values.reduce((n, v) => n + v.length, overhead);
+      if (sent > budget) {
+        const prefix = sent - overhead - token.length; // the chunk marker and tag, when chunked
+        throw new SessionTooLargeError(token.length, budget - overhead - prefix, carrier);
+      }
+    }
+    return values;
+  }
+
+  /** Cookie values for `token`: itself if it fits, else chunks; throws SessionTooLargeError past maxChunks. */
+  #chunks(token: string, maxAge: number, secure: boolean): string[] {
     const room = (index: number) => this.#room(index, maxAge, secure);
     if (token.length <= room(0)) return [token];
     let capacity = room(0);

@@ -9,11 +9,10 @@ const text = (n: number) => Array.from({ length: n }, (_, i) => String.fromCharC
 describe.each(PLATFORMS)('on %s', (platform) => {
   const createApp = appOn(platform);
 
-  describe('the cookie store', () => {
+  describe('the cookie store by default: no session that could lock its user out', () => {
     let app: INestApplication;
     let http: ReturnType<INestApplication['getHttpServer']>;
     let logger: RecordingLogger;
-
     beforeAll(async () => {
       logger = new RecordingLogger();
       app = await createApp(SECRET, { logger });
@@ -24,6 +23,65 @@ describe.each(PLATFORMS)('on %s', (platform) => {
     it('is the default store of forRoot(secret)', () => {
       expect(app.get(SESSION_STORE)).toBeInstanceOf(CookieSessionStore);
     });
+
+    /** The longest value /set/big accepts, found by bisection, with the cookies it got. */
+    async function largestAccepted(): Promise<{ length: number; jar: Jar }> {
+      let [ok, tooBig] = [0, 10_000];
+      let jar = new Jar();
+      while (tooBig - ok > 1) {
+        const mid = Math.floor((ok + tooBig) / 2);
+        const res = await request(http).post('/set/big').send({ value: text(mid) });
+        if (res.status === 201) [ok, jar] = [mid, new Jar().apply(res)];
+        else tooBig = mid;
+      }
+      return { length: ok, jar };
+    }
+
+    it('the largest session it accepts, with 2 KB of other cookies and headers, makes a request under 8 KB that works', async () => {
+      const { length, jar } = await largestAccepted();
+      expect(length).toBeGreaterThan(3_000);
+      const headers: Record<string, string> = {
+        'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36',
+        accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8',
+        'accept-language': 'en-GB,en-US;q=0.9,en;q=0.8,de;q=0.7',
+        'accept-encoding': 'gzip, deflate, br, zstd',
+        referer: 'http://127.0.0.1/some/page/the/user/came/from?with=a&query=string',
+        'sec-ch-ua': '"Chromium";v="142", "Not_A Brand";v="24"',
+        'sec-fetch-site': 'same-origin',
+        'sec-fetch-mode': 'navigate',
+        cookie: `${jar.header()}; _ga=GA1.1.${'1'.repeat(20)}; prefs=${'p'.repeat(900)}; consent=${'c'.repeat(560)}`,
+      };
+      const other = Object.entries(headers).reduce((n, [k, v]) => n + k.length + v.length + 4, 0) - jar.header().length;
+      expect(other).toBeGreaterThan(2_000);
+      const total = Object.entries(headers).reduce((n, [k, v]) => n + k.length + v.length + 4, 'GET /all HTTP/1.1\r\nHost: 127.0.0.1\r\n'.length);
+      expect(total).toBeLessThan(8_192);
+      const res = await request(http).get('/all').set(headers).expect(200);
+      expect(res.body.big).toHaveLength(length);
+    });
+
+    it('one byte more fails with a SessionTooLargeError that says to keep less or move to a server-side store', async () => {
+      const { length, jar } = await largestAccepted();
+      const res = await request(http).post('/set/big').set('Cookie', jar.header()).send({ value: text(length + 1) }).expect(500);
+      expect(setCookies(res)).toEqual([]);
+      const errors = logger.messages('error').join('\n');
+      expect(errors).toMatch(/the cookie store's 6000-byte budget for a session's cookies in a request can carry at most \d+ bytes/);
+      expect(errors).toMatch(/keep it in a server-side store \(RedisSessionStore, PostgresSessionStore\)/);
+      expect(errors).not.toMatch(/raise/);
+      expect((await request(http).get('/all').set('Cookie', jar.header())).body.big).toHaveLength(length);
+    });
+  });
+
+  describe('the cookie store, split across up to 4 cookies (maxChunks: 4)', () => {
+    let app: INestApplication;
+    let http: ReturnType<INestApplication['getHttpServer']>;
+    let logger: RecordingLogger;
+
+    beforeAll(async () => {
+      logger = new RecordingLogger();
+      app = await createApp({ secret: SECRET, store: new CookieSessionStore({ maxChunks: 4 }) }, { logger });
+      http = app.getHttpServer();
+    });
+    afterAll(() => app.close());
 
     it('round-trips a session, non-ASCII text included, with nothing readable in the cookie', async () => {
       const write = await request(http).post('/write').send({ value: 'ann@example.com — Grüße 日本' }).expect(201);
