@@ -186,7 +186,7 @@ async function redisStore(prefix: string) {
 
 async function pgPool() {
   const { default: pg } = await import('pg');
-  return new pg.Pool({ host: '127.0.0.1', port: 5432, database: process.env.PGDATABASE ?? 'test', user: process.env.PGUSER ?? 'postgres', max: 10 });
+  return new pg.Pool({ host: '127.0.0.1', port: 5432, database: process.env.PGDATABASE ?? 'test', user: process.env.PGUSER ?? 'postgres', max: 10, connectionTimeoutMillis: 2000 });
 }
 
 async function oursStore(kind: Kind): Promise<SessionStore> {

@@ -105,6 +105,17 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
     if (!pool || typeof (pool as PgPoolLike).query !== 'function' || typeof (pool as PgPoolLike).connect !== 'function') {
       throw new SessionsConfigError('PostgresSessionStore needs a pg Pool (new Pool({ ... }) from the "pg" package)');
     }
+    // pg keeps a connection attempt that never answers (a partition, a failover) in its pool slot for good:
+    // once the slots are full of them the store stays down after the database is back. Only pg's own
+    // option bounds an attempt, so a pool without it is refused here, at startup.
+    const poolOptions = (pool as { options?: { connectionTimeoutMillis?: unknown } }).options;
+    if (poolOptions && !(typeof poolOptions.connectionTimeoutMillis === 'number' && poolOptions.connectionTimeoutMillis > 0)) {
+      throw new SessionsConfigError(
+        'PostgresSessionStore: the pg Pool has no connectionTimeoutMillis, so connection attempts that never answer would ' +
+          'hold its slots for good and the store would stay down after the database came back. Create the pool with one, ' +
+          'for example new Pool({ ..., connectionTimeoutMillis: 2000 })',
+      );
+    }
     const { tableName = 'sessions', schemaName = 'public', createTableIfMissing = false, pruneInterval = 300, maxWaiting = 100 } = options;
     if (typeof pruneInterval !== 'number' || !Number.isFinite(pruneInterval) || pruneInterval < 0) {
       throw new SessionsConfigError(`PostgresSessionStore: pruneInterval must be a number of seconds, 0 or more; got ${String(pruneInterval)}`);

@@ -17,6 +17,8 @@ interface NodeRedisClient {
   sendCommand(args: string[], options?: { abortSignal?: AbortSignal }): Promise<unknown>;
   readonly isReady: boolean;
   readonly isOpen: boolean;
+  destroy?(): void;
+  connect?(): Promise<unknown>;
 }
 
 /** node-redis v5: `createCluster()`. */
@@ -31,6 +33,7 @@ interface IoRedisClient {
   call(command: string, ...args: string[]): Promise<unknown>;
   readonly status: string;
   readonly isCluster?: boolean;
+  disconnect?(reconnect?: boolean): void;
 }
 
 /**
@@ -49,7 +52,82 @@ function unavailable(kind: string, state: string): SessionStoreUnavailableError 
  * the command: the client's offline queue never grows because of sessions, and the next request after
  * the client reconnects works again.
  */
-export function redisCommands(client: unknown): RedisCommands {
+export function redisCommands(client: unknown, watch?: DeadConnectionWatch): RedisCommands {
+  const commands = clientCommands(client);
+  return watch && commands.reset && watch.deadAfterMs > 0 ? watched(commands, watch) : commands;
+}
+
+/** When to give up on a connection that stopped answering, and where to say so. */
+export interface DeadConnectionWatch {
+  /** A connection on which no reply has come for this long, with commands waiting, is dead. */
+  readonly deadAfterMs: number;
+  readonly logger: { warn(message: string): unknown };
+}
+
+type ClientCommands = RedisCommands & {
+  /** Drops the client's connection and opens a new one (single clients; a cluster manages its own). */
+  reset?: () => void;
+  /** Whether the client is between connecting and ready (node-redis runs a handshake there). */
+  connecting?: () => boolean;
+};
+
+/**
+ * A connection can stay open and never answer again: a server that was replaced behind a load balancer,
+ * a proxy that lost its upstream. Neither client notices that by default (node-redis's connectTimeout
+ * covers only the TCP handshake; its pingInterval and socketTimeout do not close such a socket while
+ * commands keep coming). So the store watches: when commands have waited `deadAfterMs` with no reply
+ * of any kind, it tells the client to reconnect (node-redis: destroy() and connect(); ioredis:
+ * disconnect(true)), logs a warning saying why, and fails that call with a 503. Aborted calls (the
+ * store's own timeout) are not replies.
+ */
+function watched(commands: ClientCommands, { deadAfterMs, logger }: DeadConnectionWatch): RedisCommands {
+  let waiting = 0;
+  /** Since when commands have waited with no reply; undefined while nothing waits. */
+  let silentSince: number | undefined;
+  /** Since when the client has been connecting without becoming ready (a handshake that never ends). */
+  let connectingSince: number | undefined;
+  let warnedAt = -Infinity;
+  const answered = () => {
+    silentSince = waiting > 0 ? Date.now() : undefined;
+  };
+  return {
+    kind: commands.kind,
+    command: async (key, args, readonly, signal) => {
+      const now = Date.now();
+      connectingSince = commands.connecting?.() ? (connectingSince ?? now) : undefined;
+      const stuckFor = Math.max(now - (silentSince ?? now), now - (connectingSince ?? now));
+      if (stuckFor > deadAfterMs) {
+        // Once a minute at most: during a long outage the reset repeats every deadAfterMs.
+        if (now - warnedAt >= 60_000) {
+          warnedAt = now;
+          logger.warn(
+            `RedisSessionStore: the ${commands.kind} connection has not answered (or finished connecting) for ${stuckFor} ms; ` +
+              `reconnecting it. The client's own options do not notice a connection that stays open and silent.`,
+          );
+        }
+        waiting = 0;
+        silentSince = undefined;
+        connectingSince = undefined;
+        commands.reset!();
+        throw unavailable(commands.kind, 'reconnecting: its connection stopped answering');
+      }
+      waiting++;
+      silentSince ??= now;
+      try {
+        const reply = await commands.command(key, args, readonly, signal);
+        waiting--;
+        answered();
+        return reply;
+      } catch (err) {
+        waiting--;
+        if (!signal.aborted) answered(); // an error reply is a reply; our own abort is not
+        throw err;
+      }
+    },
+  };
+}
+
+function clientCommands(client: unknown): ClientCommands {
   const c = client as Partial<NodeRedisClient & NodeRedisCluster & IoRedisClient> | null;
   if (c && typeof c.call === 'function' && typeof c.status === 'string') {
     const io = c as IoRedisClient;
@@ -60,6 +138,7 @@ export function redisCommands(client: unknown): RedisCommands {
         if (!IOREDIS_SENDING.has(io.status)) throw unavailable(kind, io.status);
         return io.call(name!, ...args);
       },
+      reset: io.isCluster || typeof io.disconnect !== 'function' ? undefined : () => io.disconnect!(true),
     };
   }
   if (c && typeof c.sendCommand === 'function' && 'masters' in c) {
@@ -80,6 +159,15 @@ export function redisCommands(client: unknown): RedisCommands {
         if (!node.isReady) throw unavailable('node-redis', node.isOpen ? 'reconnecting' : 'closed: call connect() first');
         return node.sendCommand(args, { abortSignal: signal });
       },
+      connecting: () => node.isOpen && !node.isReady,
+      reset:
+        typeof node.destroy === 'function' && typeof node.connect === 'function'
+          ? () => {
+              node.destroy!();
+              // Its reconnect strategy takes over if the server is still away; errors go to its 'error' listeners.
+              node.connect!().catch(() => undefined);
+            }
+          : undefined,
     };
   }
   throw new SessionsConfigError(

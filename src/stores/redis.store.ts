@@ -80,7 +80,8 @@ export class RedisSessionStore extends ServerSessionStore {
     super(options);
     const { prefix = 'sess:' } = options;
     if (typeof prefix !== 'string') throw new SessionsConfigError(`RedisSessionStore: prefix must be a string; got ${typeof prefix}`);
-    this.#redis = redisCommands(client);
+    // A connection silent for three timeouts (at least 3 s) with commands waiting is reset (see redis-client.ts).
+    this.#redis = redisCommands(client, { deadAfterMs: this.timeout === 0 ? 0 : Math.max(3 * this.timeout, 3000), logger: this.#logger });
     listenForErrors(client, 'RedisSessionStore');
     this.#prefix = prefix;
   }

@@ -247,3 +247,27 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
     });
   });
 });
+
+describe('PostgresSessionStore and the pool it is given', () => {
+  it('refuses a pg Pool without connectionTimeoutMillis, naming the option', async () => {
+    const unbounded = new pg.Pool({ host: '127.0.0.1', port: PG_PORT });
+    try {
+      expect(() => new PostgresSessionStore(unbounded)).toThrow(SessionsConfigError);
+      expect(() => new PostgresSessionStore(unbounded)).toThrow(/no connectionTimeoutMillis.*new Pool\(\{ \.\.\., connectionTimeoutMillis: 2000 \}\)/);
+      expect(() => new PostgresSessionStore(new pg.Pool({ host: '127.0.0.1', connectionTimeoutMillis: 0 }))).toThrow(/connectionTimeoutMillis/);
+    } finally {
+      await unbounded.end();
+    }
+  });
+
+  it('takes a pool with connectionTimeoutMillis, and a pool-like object that has no pg options', async () => {
+    const bounded = new pg.Pool({ host: '127.0.0.1', port: PG_PORT, connectionTimeoutMillis: 2000 });
+    try {
+      expect(() => new PostgresSessionStore(bounded, { pruneInterval: 0 })).not.toThrow();
+      const poolLike = { query: bounded.query.bind(bounded), connect: bounded.connect.bind(bounded) };
+      expect(() => new PostgresSessionStore(poolLike, { pruneInterval: 0 })).not.toThrow();
+    } finally {
+      await bounded.end();
+    }
+  });
+});

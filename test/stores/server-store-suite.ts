@@ -289,6 +289,30 @@ export function describeStoreFaults(name: string, make: MakeStore, proxy: () => 
       expect((await request(http).get('/read').set('Cookie', cookie)).body.value).toBe('after');
     });
 
+    it('connection attempts that never answer: 503s; once the network is back, the store recovers by itself', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 'before' }).expect(201));
+      await proxy().down(); // every open connection is cut
+      await proxy().up({ hang: true }); // and every new one is accepted, then never answered
+      const results = await Promise.all(Array.from({ length: 8 }, () => request(http).get('/read').set('Cookie', cookie)));
+      expect(results.map((r) => r.status)).toEqual(Array(8).fill(503));
+      proxy().hangExisting(); // the attempts made meanwhile stay dead for good
+      proxy().resume(); // new connections work again
+      await eventually(async () => {
+        expect((await request(http).get('/read').set('Cookie', cookie)).body.value).toBe('before');
+      }, 30_000);
+      await request(http).post('/write').set('Cookie', cookie).send({ value: 'after' }).expect(201);
+    }, 40_000);
+
+    it('a connection that stays open and never answers again: the store drops it and recovers by itself', async () => {
+      const cookie = sessionCookie(await request(http).post('/write').send({ value: 'before' }).expect(201));
+      proxy().hangExisting(); // the open connections go silent for good; new ones work
+      expect((await request(http).get('/read').set('Cookie', cookie)).status).toBe(503);
+      await eventually(async () => {
+        expect((await request(http).get('/read').set('Cookie', cookie)).body.value).toBe('before');
+      }, 30_000);
+      await request(http).post('/write').set('Cookie', cookie).send({ value: 'after' }).expect(201);
+    }, 40_000);
+
     it('a hung backend does not collect calls without bound: past maxPending, requests fail at once', async () => {
       const bounded = await make({ timeout: 200, port: proxy().port, maxPending: 3 });
       const server = await createApp({ secret: SECRET, store: bounded.store });
