@@ -56,6 +56,8 @@ export type Kind =
 export interface Scenario {
   platform: Platform;
   kind: Kind;
+  /** Seconds a session lives (the soak makes them expire); default the module's. */
+  maxAge?: number;
 }
 
 export const LABELS: Record<Kind, string> = {
@@ -192,7 +194,7 @@ async function pgPool() {
 async function oursStore(kind: Kind): Promise<SessionStore> {
   switch (kind) {
     case 'ours-memory':
-      return new InMemorySessionStore({ maxSessions: 1_000_000 });
+      return new InMemorySessionStore({ maxSessions: 1_000_000, sweepInterval: 1 });
     case 'ours-cookie':
       return new CookieSessionStore({ maxChunks: 8 });
     case 'ours-redis':
@@ -205,7 +207,7 @@ async function oursStore(kind: Kind): Promise<SessionStore> {
 }
 
 /** Builds and starts the scenario's app on a free port. */
-export async function startScenario({ platform, kind }: Scenario): Promise<{ app: INestApplication; port: number }> {
+export async function startScenario({ platform, kind, maxAge }: Scenario): Promise<{ app: INestApplication; port: number }> {
   const imports: unknown[] = [];
   let controller: Type = CeilingController;
   const providers: unknown[] = [];
@@ -217,7 +219,7 @@ export async function startScenario({ platform, kind }: Scenario): Promise<{ app
     imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore('ours-memory') }));
     controller = OursController;
   } else if (kind.startsWith('ours-')) {
-    imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore(kind) }));
+    imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore(kind), ...(maxAge ? { maxAge } : {}) }));
     controller = OursController;
   } else if (kind === 'iron-session') {
     iron = await import('iron-session');

@@ -14,6 +14,12 @@ try {
       await app.close().catch(() => undefined);
       process.exit(0);
     }
+    if (message === 'memory') {
+      // After a full collection (the soak forks with --expose-gc), so the numbers are what is kept.
+      (globalThis as { gc?: () => void }).gc?.();
+      const { heapUsed, rss } = process.memoryUsage();
+      process.send?.({ memory: { heapUsed, rss } });
+    }
   });
   process.on('disconnect', () => process.exit(0));
   process.send?.({ port });
