@@ -70,6 +70,10 @@ export class CookieSessionStore implements SessionStore {
       ctx.logger.debug?.(`Session cookie refused: ${opened.failure}`, 'CookieSessionStore');
       return undefined;
     }
+    if (this.#hasEnded(opened.id)) {
+      ctx.logger.debug?.('Session cookie refused: its session was ended (a logout) in this process', 'CookieSessionStore');
+      return undefined;
+    }
     if (this.#serializer === JSON_SERIALIZER && jsonNestsDeeperThan(opened.payload, MAX_VALUE_DEPTH + 1)) {
       ctx.logger.debug?.(`Session cookie refused: its data is nested more than ${MAX_VALUE_DEPTH} levels deep`, 'CookieSessionStore');
       return undefined;
@@ -85,15 +89,10 @@ export class CookieSessionStore implements SessionStore {
       ctx.logger.debug?.('Session cookie refused: its payload is not an object', 'CookieSessionStore');
       return undefined;
     }
-    if (this.#hasEnded(opened.id)) {
-      ctx.logger.debug?.('Session cookie refused: its session was ended (a logout) in this process', 'CookieSessionStore');
-      return undefined;
-    }
     return { id: opened.id, data: data as SessionData, times: opened.times, reissue: opened.stale };
   }
 
   async create(data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken> {
-    // (A new session gets a new ID: nothing it could be confused with has ended.)
     return this.#seal(randomToken(SEALED_ID_BYTES), data, times, ctx);
   }
 
