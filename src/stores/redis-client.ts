@@ -19,6 +19,7 @@ interface NodeRedisClient {
   readonly isOpen: boolean;
   destroy?(): void;
   connect?(): Promise<unknown>;
+  on?(event: 'ready', listener: () => void): unknown;
 }
 
 /** node-redis v5: `createCluster()`. */
@@ -69,33 +70,43 @@ type ClientCommands = RedisCommands & {
   reset?: () => void;
   /** Whether the client is between connecting and ready (node-redis runs a handshake there). */
   connecting?: () => boolean;
+  /** When the client last became ready (ms since the epoch), so that two short reconnects do not add up. */
+  readyAt?: () => number;
 };
+
+/** An error the server sent (a reply), as opposed to one the client made up (a timeout, "not connected"). */
+function isErrorReply(err: unknown): boolean {
+  const name = (err as { constructor?: { name?: string }; name?: string } | null)?.constructor?.name;
+  return name === 'ErrorReply' || name === 'ReplyError' || (err as { name?: string } | null)?.name === 'ReplyError';
+}
 
 /**
  * A connection can stay open and never answer again: a server that was replaced behind a load balancer,
  * a proxy that lost its upstream. Neither client notices that by default (node-redis's connectTimeout
  * covers only the TCP handshake; its pingInterval and socketTimeout do not close such a socket while
  * commands keep coming). So the store watches: when commands have waited `deadAfterMs` with no reply
- * of any kind, it tells the client to reconnect (node-redis: destroy() and connect(); ioredis:
- * disconnect(true)), logs a warning saying why, and fails that call with a 503. Aborted calls (the
- * store's own timeout) are not replies.
+ * of any kind, or the client has been connecting that long, it tells the client to reconnect
+ * (node-redis: destroy() and connect(); ioredis: disconnect(true)), logs a warning saying why, and fails
+ * that call with a 503. Only what the server sent counts as a reply: the store's own abort, a client-side
+ * timeout and a "not connected" error do not.
  */
-function watched(commands: ClientCommands, { deadAfterMs, logger }: DeadConnectionWatch): RedisCommands {
+export function watched(commands: ClientCommands, { deadAfterMs, logger }: DeadConnectionWatch): RedisCommands {
+  /** Calls of the current connection (a reset starts a new generation; older calls no longer count). */
+  let generation = 0;
   let waiting = 0;
-  /** Since when commands have waited with no reply; undefined while nothing waits. */
-  let silentSince: number | undefined;
-  /** Since when the client has been connecting without becoming ready (a handshake that never ends). */
+  /** When the current wait began: the first call sent while none waited, or the last reply since. */
+  let waitingSince = 0;
+  /** When the client was first seen connecting in its current attempt. */
   let connectingSince: number | undefined;
   let warnedAt = -Infinity;
-  const answered = () => {
-    silentSince = waiting > 0 ? Date.now() : undefined;
-  };
   return {
     kind: commands.kind,
     command: async (key, args, readonly, signal) => {
       const now = Date.now();
-      connectingSince = commands.connecting?.() ? (connectingSince ?? now) : undefined;
-      const stuckFor = Math.max(now - (silentSince ?? now), now - (connectingSince ?? now));
+      if (!commands.connecting?.()) connectingSince = undefined;
+      else if (connectingSince === undefined || connectingSince < (commands.readyAt?.() ?? 0)) connectingSince = now;
+      const silentFor = waiting > 0 ? now - waitingSince : 0;
+      const stuckFor = Math.max(silentFor, connectingSince === undefined ? 0 : now - connectingSince);
       if (stuckFor > deadAfterMs) {
         // Once a minute at most: during a long outage the reset repeats every deadAfterMs.
         if (now - warnedAt >= 60_000) {
@@ -105,22 +116,25 @@ function watched(commands: ClientCommands, { deadAfterMs, logger }: DeadConnecti
               `reconnecting it. The client's own options do not notice a connection that stays open and silent.`,
           );
         }
+        generation++;
         waiting = 0;
-        silentSince = undefined;
         connectingSince = undefined;
         commands.reset!();
         throw unavailable(commands.kind, 'reconnecting: its connection stopped answering');
       }
-      waiting++;
-      silentSince ??= now;
+      const mine = generation;
+      if (waiting++ === 0) waitingSince = now;
+      const settled = (replied: boolean) => {
+        if (mine !== generation) return; // a call of a connection that was reset
+        waiting--;
+        if (replied) waitingSince = Date.now();
+      };
       try {
         const reply = await commands.command(key, args, readonly, signal);
-        waiting--;
-        answered();
+        settled(true);
         return reply;
       } catch (err) {
-        waiting--;
-        if (!signal.aborted) answered(); // an error reply is a reply; our own abort is not
+        settled(isErrorReply(err));
         throw err;
       }
     },
@@ -153,6 +167,10 @@ function clientCommands(client: unknown): ClientCommands {
   }
   if (c && typeof c.sendCommand === 'function' && typeof c.isReady === 'boolean') {
     const node = c as NodeRedisClient;
+    let readyAt = 0;
+    node.on?.('ready', () => {
+      readyAt = Date.now();
+    });
     return {
       kind: 'node-redis',
       command: async (_key, args, _readonly, signal) => {
@@ -160,6 +178,7 @@ function clientCommands(client: unknown): ClientCommands {
         return node.sendCommand(args, { abortSignal: signal });
       },
       connecting: () => node.isOpen && !node.isReady,
+      readyAt: () => readyAt,
       reset:
         typeof node.destroy === 'function' && typeof node.connect === 'function'
           ? () => {
