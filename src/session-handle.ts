@@ -2,7 +2,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import { TrackedSession, type SessionPatch } from './session.js';
 import { isLive, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
-import { SessionStoreUnavailableError } from './sessions.errors.js';
+import { SessionStoreUnavailableError, SessionTooLargeError } from './sessions.errors.js';
 import type { SessionsService } from './sessions.service.js';
 import type { IssuedToken, LoadedSession, SessionTimes } from './stores/session-store.js';
 
@@ -142,11 +142,22 @@ export class SessionHandle {
     // Once the response is out, no cookie can be set: nothing that needs a new token is written.
     const sent = this.service.io.headersSent(this.res);
     let outcome: Outcome;
+    let touching = false;
     if (pending.destroy) outcome = await this.#destroy(loaded);
     else if (pending.regenerate || !loaded) outcome = await this.#create(session, loaded, pending.regenerate, pending.restart, sent, now);
     else if (pending.modified) outcome = await this.#patch(session, loaded, pending.patch, now);
-    else if (!sent && (loaded.reissue || isTouchDue(loaded.times, this.service.config, now))) outcome = await this.#touch(session, loaded, now);
-    this.#send(outcome, sent, now);
+    else if (!sent && (loaded.reissue || isTouchDue(loaded.times, this.service.config, now))) {
+      touching = true;
+      outcome = await this.#touch(session, loaded, now);
+    }
+    try {
+      this.#send(outcome, sent, now);
+    } catch (err) {
+      // A refresh of an unchanged session that no longer fits (a cookie written under a larger limit)
+      // is skipped: the client keeps the cookie it has, and the request goes on.
+      if (!(touching && err instanceof SessionTooLargeError)) throw err;
+      this.service.logger.debug?.(`A session refresh was not sent: ${err.message}`);
+    }
     session._committed(this.#loaded?.id);
   }
 

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { Keyring, MIN_SECRET_BITS, MIN_SECRET_LENGTH, secretBits } from './crypto/keyring.js';
 import { SessionsConfigError } from './sessions.errors.js';
 import { isSessionStore, type SessionStore } from './stores/session-store.js';
@@ -110,10 +111,13 @@ function secrets(value: unknown): string[] {
     }
     const bits = secretBits(secret);
     if (bits < MIN_SECRET_BITS) {
-      fail(
+      const why =
         `${which} looks guessable: its characters carry about ${Math.floor(bits)} bits (at least ${MIN_SECRET_BITS} ` +
-          `are needed; a repeated character or word, or a handful of characters, is not a secret). ${generate}`,
-      );
+        `are needed; a repeated character or word, or a handful of characters, is not a secret). ${generate}`;
+      // The newest secret signs and seals: it must be good. An older one only opens what it sealed
+      // before, so it can still be phased out by rotation; it gets a warning.
+      if (i === 0) fail(why);
+      new Logger('SessionsModule').warn(`${why} It still opens sessions it sealed; remove it once they have expired.`);
     }
   });
   return list as string[];

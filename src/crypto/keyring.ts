@@ -55,22 +55,27 @@ export class Keyring {
 
 /**
  * A rough estimate of a secret's entropy, in bits: the Shannon entropy of its characters' frequencies
- * times its length, counted over one period of a secret that repeats itself ("abcd" x 8 counts as
- * "abcd"). It cannot tell a random secret from a clever pattern, but it catches the secrets people type:
- * one character repeated, a short word repeated, a handful of characters.
+ * times their count, or, if less, that of a block the secret repeats plus 8 bits for every character
+ * that breaks the repetition ("Pa55w0rd" x 4 + "!" counts as "Pa55w0rd" and one more character). It
+ * cannot tell a random secret from a clever pattern, but it catches the secrets people type: one
+ * character or a word repeated, a handful of characters. Looks at the first 512 characters.
  */
 export function secretBits(secret: string): number {
-  const chars = [...secret];
-  let period = chars.length;
-  for (let p = 1; p <= chars.length / 2; p++) {
-    if (chars.length % p === 0 && chars.every((c, i) => c === chars[i % p])) {
-      period = p;
-      break;
-    }
+  const chars = [...secret].slice(0, 512);
+  let best = entropyBits(chars);
+  for (let period = 1; period <= chars.length / 2; period++) {
+    const block = entropyBits(chars.slice(0, period));
+    let bits = block;
+    for (let i = period; i < chars.length && bits < best; i++) if (chars[i] !== chars[i - period]) bits += 8;
+    best = Math.min(best, bits);
   }
+  return best;
+}
+
+function entropyBits(chars: readonly string[]): number {
   const counts = new Map<string, number>();
-  for (const c of chars.slice(0, period)) counts.set(c, (counts.get(c) ?? 0) + 1);
+  for (const c of chars) counts.set(c, (counts.get(c) ?? 0) + 1);
   let bits = 0;
-  for (const count of counts.values()) bits -= count * Math.log2(count / period);
+  for (const count of counts.values()) bits -= count * Math.log2(count / chars.length);
   return bits;
 }

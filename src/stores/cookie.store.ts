@@ -52,7 +52,9 @@ export class CookieSessionStore implements SessionStore {
   readonly #serializer: SessionSerializer;
 
   constructor(options: CookieSessionStoreOptions = {}) {
-    const { serializer = JSON_SERIALIZER, maxChunks = 2 } = options;
+    // Unset: cookies of up to 4 chunks are still read (the earlier default wrote them), and writes keep to
+    // the byte budget, which two chunks hold.
+    const { serializer = JSON_SERIALIZER, maxChunks = 4 } = options;
     if (!Number.isInteger(maxChunks) || maxChunks < 1 || maxChunks > 20) {
       throw new SessionsConfigError(`CookieSessionStore: maxChunks must be a whole number from 1 to 20; got ${String(maxChunks)}`);
     }
@@ -113,14 +115,18 @@ export class CookieSessionStore implements SessionStore {
 
   /**
    * Nothing is kept on the server, so the cookie is expired, and the session's ID is remembered as ended
-   * until the session would have expired anyway: in this process, a request still running and a copy of
-   * the old cookie can no longer bring it back. Returns false when it had ended already (a logout won).
+   * until any copy of it would have expired: in this process, a request still running and a copy of the
+   * old cookie can no longer bring it back. Called for a logout and for the old ID of a regenerate.
+   * Returns false when it had ended already (a logout won). Best effort: the memory is bounded, so a
+   * client that ends sessions by the ten thousand pushes the oldest out of it.
    */
   async destroy(loaded: LoadedSession): Promise<boolean> {
     const already = this.#hasEnded(loaded.id);
     const ended = this.#ended;
     ended.delete(loaded.id);
-    ended.set(loaded.id, loaded.times.expiresAt);
+    // Until the latest a copy could expire: a request running now may refresh it for one more lifetime.
+    const lifetime = loaded.times.expiresAt - loaded.times.refreshedAt;
+    ended.set(loaded.id, Math.max(loaded.times.expiresAt, Date.now() + lifetime));
     // Bounded: past the limit the oldest are forgotten (their copies open again, until they expire).
     for (const id of ended.keys()) {
       if (ended.size <= ENDED_SESSIONS_REMEMBERED) break;

@@ -60,6 +60,26 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       expect(res.body.big).toHaveLength(length);
     });
 
+    it('a cookie of up to 4 chunks written under the earlier default still opens, refreshes without failing, and logs out', async () => {
+      const earlier = await createApp({ secret: SECRET, store: new CookieSessionStore({ maxChunks: 4 }) });
+      try {
+        const jar = new Jar().apply(await request(earlier.getHttpServer()).post('/set/big').send({ value: text(10_000) }).expect(201));
+        expect(jar.names()).toHaveLength(4);
+        expect((await request(http).get('/all').set('Cookie', jar.header()).expect(200)).body.big).toHaveLength(10_000);
+        const rolling = await createApp({ secret: SECRET, rolling: true, touchAfter: 0 });
+        try {
+          const refreshed = await request(rolling.getHttpServer()).get('/read').set('Cookie', jar.header()).expect(200);
+          expect(setCookies(refreshed)).toEqual([]); // the refresh did not fit: skipped, not a 500
+        } finally {
+          await rolling.close();
+        }
+        const out = await request(http).post('/logout').set('Cookie', jar.header()).send({}).expect(201);
+        expect(jar.apply(out).names()).toEqual([]);
+      } finally {
+        await earlier.close();
+      }
+    });
+
     it('one byte more fails with a SessionTooLargeError that says to keep less or move to a server-side store', async () => {
       const { length, jar } = await largestAccepted();
       const res = await request(http).post('/set/big').set('Cookie', jar.header()).send({ value: text(length + 1) }).expect(500);

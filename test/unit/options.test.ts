@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { Logger } from '@nestjs/common';
+import { describe, expect, it, vi } from 'vitest';
 import { InMemorySessionStore, SessionsConfigError } from '../../src/index.js';
 import { resolveSessionsConfig } from '../../src/sessions.options.js';
 
@@ -40,9 +41,18 @@ describe('options', () => {
     ['a short word repeated', 'abcd'.repeat(8)],
     ['an eight-character block repeated', 'Pa55w0rd'.repeat(4)],
     ['two characters', 'ab'.repeat(20) + 'ba'],
-  ])('a guessable secret (%s) is refused, saying how to make one', (_name, secret) => {
+    ['a repeated block with a character more', 'Pa55w0rd'.repeat(4) + '!'],
+    ['a repeated block with a few characters more', 'correcthorse'.repeat(3) + '2024'],
+  ])('a guessable newest secret (%s) is refused, saying how to make one; an older one is warned about', (_name, secret) => {
     expect(error(secret)).toMatch(/the secret looks guessable: its characters carry about \d+ bits \(at least 80 are needed.*randomBytes\(32\)/);
-    expect(error([SECRET, secret])).toMatch(/secret\[1\] looks guessable/);
+    expect(error([secret, SECRET])).toMatch(/secret\[0\] looks guessable/);
+    const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      expect(resolveSessionsConfig([SECRET, secret]).keyring.keys).toHaveLength(2);
+      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/secret\[1\] looks guessable.*remove it once they have expired/));
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('generated secrets pass: 32 random bytes in base64url, 16 in hex, and a long passphrase', async () => {
