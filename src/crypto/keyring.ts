@@ -16,9 +16,10 @@ export const MIN_SECRET_BITS = 80;
 
 export interface SessionKey {
   /**
-   * Short public name of the key (4 bytes), so a token names the key that opens it. Derived with HKDF,
-   * keyed by the secret, like the keys themselves: testing a guessed secret against it costs what
-   * testing it against the token's own tag costs.
+   * Short public name of the key (4 bytes), so a token names the key that opens it. Derived from the
+   * secret with HKDF, like the keys, under its own label. Like any value derived from the secret alone,
+   * it lets a guessed secret be tested offline (about as cheaply as against the token's own tag): what
+   * protects a secret is that it cannot be guessed, which the secret rule enforces.
    */
   readonly id: Buffer;
   /** The name tokens sealed before the keyed one carried (4 bytes of an unkeyed SHA-256): still opened, and re-sealed. */

@@ -13,13 +13,12 @@ export function serializeFields(data: SessionData, options?: { jsonb?: boolean }
     const value = data[key];
     // What JSON would quietly change (a Map, NaN, a function) is refused here, naming where it is.
     assertJsonValue(key, value, options);
-    let json: string | undefined;
+    let json: string;
     try {
       json = JSON.stringify(value);
     } catch (err) {
       throw new SessionSerializationError(key, err);
     }
-    if (json === undefined) throw new SessionSerializationError(key, `${typeof value} is not JSON`);
     out.push([key, json]);
   }
   return out;

@@ -7,6 +7,12 @@ import { SessionSerializationError } from '../sessions.errors.js';
  */
 export const MAX_VALUE_DEPTH = 64;
 
+/**
+ * How many values (each string, number, array, object ... counts one) one key may hold. A value that
+ * refers to the same array twice at each of 40 levels has 2^40 of them: the walk stops there.
+ */
+export const MAX_VALUE_COUNT = 100_000;
+
 /** NUL, or a surrogate without its pair: text that PostgreSQL's jsonb refuses. */
 const JSONB_UNSAFE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -47,8 +53,9 @@ function describe(value: unknown): string {
  * or `undefined` items, and plain objects of those, at most MAX_VALUE_DEPTH levels deep. A `Date` is
  * allowed and stored as its ISO string (what JSON does; it reads back as that string). A property whose
  * value is `undefined` is left out, as JSON leaves it out (it reads back as missing, which `get` also
- * gives as undefined). Everything else that JSON would quietly change is refused: Map, Set, class
- * instances, Buffer, NaN, Infinity, functions, symbols. With `jsonb`, strings (keys included) must also
+ * gives as undefined), and -0 is stored as 0. Everything else that JSON would quietly change is
+ * refused: Map, Set, class instances, Buffer, NaN, Infinity, functions, symbols, arrays with named
+ * properties or a toJSON method, more than MAX_VALUE_COUNT values. With `jsonb`, strings (keys included) must also
  * be text PostgreSQL's jsonb accepts. Walks without recursion, so no value can exhaust the stack here.
  */
 export function assertJsonValue(key: string, value: unknown, options: { jsonb?: boolean } = {}): void {
@@ -59,8 +66,10 @@ export function assertJsonValue(key: string, value: unknown, options: { jsonb?: 
   const root: Frame = { value, depth: 0, parent: undefined, step: undefined };
   if (jsonb && JSONB_UNSAFE.test(key)) refuse(root, 'is a key PostgreSQL jsonb cannot store (a NUL character or a lone surrogate)');
   const stack: Frame[] = [root];
+  let count = 0;
   while (stack.length > 0) {
     const frame = stack.pop()!;
+    if (++count > MAX_VALUE_COUNT) refuse(root, `holds more than ${MAX_VALUE_COUNT.toLocaleString('en-US')} values (or refers to the same ones many times)`);
     const v = frame.value;
     switch (typeof v) {
       case 'string':
@@ -77,8 +86,16 @@ export function assertJsonValue(key: string, value: unknown, options: { jsonb?: 
         refuse(frame, `is ${describe(v)}, which JSON cannot store`);
     }
     if (v === null) continue;
+    if (v instanceof Date) {
+      if (Number.isNaN(v.getTime())) refuse(frame, 'is an invalid Date, which JSON would store as null');
+      continue; // a string in JSON: no deeper than its place
+    }
     if (frame.depth >= MAX_VALUE_DEPTH) refuse(frame, `is nested more than ${MAX_VALUE_DEPTH} levels deep (or refers to itself)`);
     if (Array.isArray(v)) {
+      if (typeof (v as { toJSON?: unknown }).toJSON === 'function') refuse(frame, 'has a toJSON method, so JSON would store something else');
+      if (Object.keys(v).length !== v.length && Object.keys(v).some((k) => !/^(0|[1-9][0-9]*)$/.test(k))) {
+        refuse(frame, 'is an array with named properties, which JSON would leave out');
+      }
       for (let i = 0; i < v.length; i++) {
         if (!(i in v)) refuse(frame, `has a hole at index ${i}, which JSON would store as null`);
         const item: unknown = v[i];
@@ -87,10 +104,6 @@ export function assertJsonValue(key: string, value: unknown, options: { jsonb?: 
         }
         stack.push({ value: item, depth: frame.depth + 1, parent: frame, step: i });
       }
-      continue;
-    }
-    if (v instanceof Date) {
-      if (Number.isNaN(v.getTime())) refuse(frame, 'is an invalid Date, which JSON would store as null');
       continue;
     }
     const proto: unknown = Object.getPrototypeOf(v);

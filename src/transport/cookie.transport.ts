@@ -146,19 +146,28 @@ export class CookieTransport implements SessionTransport {
    */
   #split(token: string, maxAge: number, secure: boolean): string[] {
     const budget = this.#maxBytes;
-    const carrier = `the cookie store's ${budget}-byte budget for a session's cookies in a request`;
-    if (budget !== undefined && token.length > budget) throw new SessionTooLargeError(token.length, budget, carrier);
-    const values = this.#chunks(token, maxAge, secure);
-    if (budget !== undefined) {
-      // What the browser sends back: `name=value` per cookie, joined by "; ".
-      const overhead = values.reduce((n, _v, i) => n + this.#chunkName(i).length + 1, 0) + 2 * (values.length - 1);
-      const sent = values.reduce((n, v) => n + v.length, overhead);
-      if (sent > budget) {
-        const prefix = sent - overhead - token.length; // the chunk marker and tag, when chunked
-        throw new SessionTooLargeError(token.length, budget - overhead - prefix, carrier);
-      }
+    if (budget === undefined) return this.#chunks(token, maxAge, secure);
+    // Past the budget whatever the split: refused before chunking, with the limit of the fewest chunks
+    // the budget could fill.
+    if (token.length > budget) {
+      throw this.#overBudget(token, budget, Math.max(1, Math.ceil(budget / this.#room(0, maxAge, secure))));
     }
+    const values = this.#chunks(token, maxAge, secure);
+    if (this.#sentBytes(values) > budget) throw this.#overBudget(token, budget, values.length);
     return values;
+  }
+
+  /** What the browser sends back for these cookie values: `name=value` each, joined by "; ". */
+  #sentBytes(values: readonly string[]): number {
+    return values.reduce((n, v, i) => n + this.#chunkName(i).length + 1 + v.length, 2 * (values.length - 1));
+  }
+
+  /** The error for a token over the budget: how much token `count` cookies leave room for. */
+  #overBudget(token: string, budget: number, count: number): SessionTooLargeError {
+    const marker = count > 1 ? `${CHUNKED}${count}${CHUNKED}${'x'.repeat(TAG_LENGTH)}${CHUNKED}`.length : 0;
+    const names = Array.from({ length: count }, (_, i) => this.#chunkName(i).length + 1).reduce((a, b) => a + b, 0);
+    const limit = budget - names - 2 * (count - 1) - marker;
+    return new SessionTooLargeError(token.length, limit, `the cookie store's ${budget}-byte budget for a session's cookies in a request`);
   }
 
   /** Cookie values for `token`: itself if it fits, else chunks; throws SessionTooLargeError past maxChunks. */

@@ -1,11 +1,9 @@
 import type { INestApplication } from '@nestjs/common';
 import type { Browser } from 'playwright-core';
-import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appOn, PLATFORMS, SECRET } from '../fixtures/app.js';
+import { appOn, largestAccepted, PLATFORMS, SECRET, text } from '../fixtures/app.js';
 import { hasChromium, launch } from './chromium.js';
 
-const text = (n: number) => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
 
 describe.skipIf(!hasChromium).each(PLATFORMS)('in Chromium, on %s', (platform) => {
   let app: INestApplication;
@@ -24,12 +22,7 @@ describe.skipIf(!hasChromium).each(PLATFORMS)('in Chromium, on %s', (platform) =
   });
 
   it('the largest session the default cookie store accepts keeps working, logout included', async () => {
-    let [ok, tooBig] = [0, 10_000];
-    while (tooBig - ok > 1) {
-      const mid = Math.floor((ok + tooBig) / 2);
-      if ((await request(app.getHttpServer()).post('/set/big').send({ value: text(mid) })).status === 201) ok = mid;
-      else tooBig = mid;
-    }
+    const { length: ok } = await largestAccepted(app.getHttpServer());
     const page = await (await browser.newContext()).newPage();
     await page.goto(`${origin}/read`);
     const saved = await page.evaluate(async (value) => {

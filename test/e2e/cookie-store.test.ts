@@ -2,9 +2,8 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CookieSessionStore, SESSION_STORE, SessionsConfigError, type SessionSerializer } from '../../src/index.js';
-import { appOn, PLATFORMS, isExpiry, Jar, OTHER_SECRET, parseSetCookie, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies, itRefusesWhatJsonWouldChange, Latch, latches, arrivals } from '../fixtures/app.js';
+import { appOn, PLATFORMS, isExpiry, Jar, OTHER_SECRET, parseSetCookie, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies, itRefusesWhatJsonWouldChange, Latch, latches, arrivals, largestAccepted, text } from '../fixtures/app.js';
 
-const text = (n: number) => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
 
 describe.each(PLATFORMS)('on %s', (platform) => {
   const createApp = appOn(platform);
@@ -24,21 +23,8 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       expect(app.get(SESSION_STORE)).toBeInstanceOf(CookieSessionStore);
     });
 
-    /** The longest value /set/big accepts, found by bisection, with the cookies it got. */
-    async function largestAccepted(): Promise<{ length: number; jar: Jar }> {
-      let [ok, tooBig] = [0, 10_000];
-      let jar = new Jar();
-      while (tooBig - ok > 1) {
-        const mid = Math.floor((ok + tooBig) / 2);
-        const res = await request(http).post('/set/big').send({ value: text(mid) });
-        if (res.status === 201) [ok, jar] = [mid, new Jar().apply(res)];
-        else tooBig = mid;
-      }
-      return { length: ok, jar };
-    }
-
     it('the largest session it accepts, with 2 KB of other cookies and headers, makes a request under 8 KB that works', async () => {
-      const { length, jar } = await largestAccepted();
+      const { length, jar } = await largestAccepted(http);
       expect(length).toBeGreaterThan(4_300); // about 4,400 characters of JSON (README)
       expect(length).toBeLessThan(4_500);
       const headers: Record<string, string> = {
@@ -81,7 +67,7 @@ describe.each(PLATFORMS)('on %s', (platform) => {
     });
 
     it('one byte more fails with a SessionTooLargeError that says to keep less or move to a server-side store', async () => {
-      const { length, jar } = await largestAccepted();
+      const { length, jar } = await largestAccepted(http);
       const res = await request(http).post('/set/big').set('Cookie', jar.header()).send({ value: text(length + 1) }).expect(500);
       expect(setCookies(res)).toEqual([]);
       const errors = logger.messages('error').join('\n');

@@ -46,6 +46,22 @@ const mutated = (token: string) =>
     }),
   ).filter((t) => t !== token);
 
+/** A value as JSON keeps it: Dates as ISO strings, undefined properties left out, -0 as 0. */
+function asJsonSeesIt(value: unknown): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (Object.is(value, -0)) return 0;
+  if (Array.isArray(value)) return value.map(asJsonSeesIt);
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (v === undefined) continue;
+      Object.defineProperty(out, k, { value: asJsonSeesIt(v), enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+  return value;
+}
+
 /** The transport's view of a request: a Cookie header or the session header. */
 const req = (headers: Record<string, string>) => ({ headers });
 const io = new HttpIo({ httpAdapter: undefined } as never);
@@ -120,8 +136,8 @@ describe('fuzzing', () => {
           expect(err).toBeInstanceOf(SessionSerializationError);
           return;
         }
-        const [[, json]] = serializeFields({ k: value });
-        expect(parseFields([['k', json!]]).k).toEqual(JSON.parse(json!));
+        // Accepted: it reads back as the value itself, with JSON's own two conversions applied by hand.
+        expect(parseFields(serializeFields({ k: value })).k).toStrictEqual(asJsonSeesIt(value));
       }),
       params,
     );
@@ -158,7 +174,10 @@ describe.each(PLATFORMS)('fuzzing over HTTP on %s', (platform) => {
       visible,
       visible.map((v) => `session=${v}`),
       fc.tuple(visible, visible).map(([a, b]) => `session=~2~${a}; session.1=${b}`),
-      mutated(live).filter((t) => /^[\x20-\x7e]*$/.test(t)).map((t) => `session=${t}`),
+      // (A change the Cookie header's own syntax undoes, such as a trailing space or "; x", is no change.)
+      mutated(live)
+        .filter((t) => /^[\x20-\x7e]*$/.test(t) && t.split(';')[0]!.trim() !== live)
+        .map((t) => `session=${t}`),
     );
     await fc.assert(
       fc.asyncProperty(cookie, async (header) => {

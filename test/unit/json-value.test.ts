@@ -1,13 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { SessionSerializationError } from '../../src/index.js';
 import { parseFields, serializeFields } from '../../src/stores/fields.js';
+import { nested } from '../fixtures/app.js';
 import { assertJsonValue, jsonNestsDeeperThan, MAX_VALUE_DEPTH, valueNestsDeeperThan } from '../../src/stores/json-value.js';
 
-const nested = (levels: number, leaf: unknown = 1): unknown => {
-  let value: unknown = leaf;
-  for (let i = 0; i < levels; i++) value = [value];
-  return value;
-};
 const refusal = (value: unknown, options?: { jsonb?: boolean }): string => {
   try {
     assertJsonValue('k', value, options);
@@ -32,6 +28,8 @@ describe('values a save accepts', () => {
     ['a Date (stored as its ISO string)', new Date(0)],
     ['an object with an undefined property (left out, as JSON does)', { a: 1, b: undefined }],
     [`${MAX_VALUE_DEPTH} levels of nesting`, nested(MAX_VALUE_DEPTH)],
+    ['a Date at the deepest level (a string in JSON)', nested(MAX_VALUE_DEPTH, new Date(0))],
+    ['-0 (stored as 0)', -0],
   ])('%s', (_name, value) => {
     expect(() => assertJsonValue('k', value)).not.toThrow();
   });
@@ -54,6 +52,8 @@ describe('values a save refuses, naming the path to them', () => {
     ['an object with toJSON', { toJSON: () => 'x' }, /k\.toJSON is a function|has a toJSON method/],
     ['a key that needs quoting', { 'a b': NaN }, /k\["a b"\] is NaN/],
     [`${MAX_VALUE_DEPTH + 1} levels of nesting`, nested(MAX_VALUE_DEPTH + 1), /nested more than 64 levels deep/],
+    ['an array with a named property', Object.assign([1, 2], { label: 'x' }), /k is an array with named properties/],
+    ['an array with a toJSON method', Object.assign([1], { toJSON: () => 'x' }), /k has a toJSON method/],
   ])('%s', (_name, value, message) => {
     expect(refusal(value)).toMatch(message);
   });
@@ -62,6 +62,12 @@ describe('values a save refuses, naming the path to them', () => {
     const loop: Record<string, unknown> = { a: 1 };
     loop.self = loop;
     expect(refusal(loop)).toMatch(/nested more than 64 levels deep \(or refers to itself\)/);
+  });
+
+  it('a value that holds the same array twice at each of 40 levels (2^40 values) is refused at once', () => {
+    let value: unknown = [];
+    for (let i = 0; i < 40; i++) value = [value, value];
+    expect(refusal(value)).toMatch(/holds more than 100,000 values \(or refers to the same ones many times\)/);
   });
 
   it('100,000 levels of nesting are refused without exhausting the stack', () => {

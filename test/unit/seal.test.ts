@@ -24,7 +24,7 @@ describe('seal and open', () => {
     expect(open(ring, 'session', token, NOW)).toEqual({ ...contents(), keyIndex: 0, stale: false });
   });
 
-  it('a token names its key with a keyed derivation of the secret, not an unkeyed hash of it', () => {
+  it('a token names its key with an HKDF derivation of the secret, not a plain hash of it', () => {
     const key = ring.current;
     const expected = Buffer.from(hkdfSync('sha256', NEW, HKDF_SALT, HKDF_INFO_KEY_ID, 32)).subarray(0, 4);
     expect(key.id).toEqual(expected);
