@@ -3,6 +3,7 @@ export type { SessionsModuleAsyncOptions, SessionsOptionsFactory } from './sessi
 export type { SessionsModuleOptions, SessionCookieOptions, SameSite, SessionTransportOption } from './sessions.options.js';
 export { SESSION_STORE, SESSIONS_OPTIONS } from './sessions.constants.js';
 export { Session } from './session.decorator.js';
+export { SkipCsrf } from './csrf.js';
 export { TrackedSession, type SessionData, type SessionPatch } from './session.js';
 export { SessionsService } from './sessions.service.js';
 export { SessionsInterceptor } from './sessions.interceptor.js';

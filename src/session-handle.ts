@@ -1,4 +1,5 @@
-import type { ExecutionContext } from '@nestjs/common';
+import { ForbiddenException, type ExecutionContext } from '@nestjs/common';
+import { crossSiteRefusal, SKIP_CSRF } from './csrf.js';
 import { TrackedSession, type SessionPatch } from './session.js';
 import { isLive, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
@@ -100,6 +101,7 @@ export class SessionHandle {
 
   async #load(): Promise<TrackedSession> {
     const { transport, store, storeContext, config } = this.service;
+    if (config.csrf) this.#refuseCrossSite(config.csrf.trustedOrigins);
     const token = transport.read(this.req);
     let loaded: LoadedSession | undefined;
     if (token !== undefined) {
@@ -110,6 +112,30 @@ export class SessionHandle {
     }
     this.#loaded = loaded;
     return (this.session = new TrackedSession(loaded?.data, loaded?.id, () => this.save()));
+  }
+
+  /**
+   * A state-changing request that a browser says comes from another site or origin gets a 403 before
+   * the session is read: a page elsewhere must not act with the user's session (see csrf.ts).
+   */
+  #refuseCrossSite(trustedOrigins: ReadonlySet<string>): void {
+    const context = this.context;
+    if (context && (Reflect.getMetadata(SKIP_CSRF, context.getHandler()) || Reflect.getMetadata(SKIP_CSRF, context.getClass()))) return;
+    const { io } = this.service;
+    const req = this.req as { method?: string; host?: unknown };
+    const host = typeof req.host === 'string' && req.host ? req.host : io.requestHeader(req, 'host');
+    const reason = crossSiteRefusal(
+      {
+        method: req.method ?? 'GET',
+        secFetchSite: io.requestHeader(req, 'sec-fetch-site'),
+        origin: io.requestHeader(req, 'origin'),
+        ownOrigin: `${io.isHttps(req) ? 'https' : 'http'}://${host ?? ''}`,
+      },
+      trustedOrigins,
+    );
+    if (reason === undefined) return;
+    this.service.logger.debug?.(`Cross-site request refused (${req.method} ${this.#route()}): ${reason}`);
+    throw new ForbiddenException(`Cross-site request refused: ${reason}`);
   }
 
   /**

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { Keyring, MIN_SECRET_BITS, MIN_SECRET_LENGTH, secretBits } from './crypto/keyring.js';
+import { normalizeOrigin } from './csrf.js';
 import { SessionsConfigError } from './sessions.errors.js';
 import { isSessionStore, type SessionStore } from './stores/session-store.js';
 
@@ -51,6 +52,15 @@ export interface SessionsModuleOptions {
    * session, so a busy session is not written on every request. Default: a tenth of its lifetime, at most 60.
    */
   touchAfter?: number;
+  /**
+   * Cross-site request protection for the cookie transport, on by default: a state-changing request
+   * (anything but GET, HEAD, OPTIONS) that a browser says comes from another site or origin is refused
+   * with a 403 before its session is read. `false` turns it off (for example behind a gateway that does
+   * it). `trustedOrigins`: origins of your own front-ends on other hosts or ports
+   * (`['https://app.example.com']`) that may send such requests. The header transport is not checked:
+   * browsers never attach its header on their own.
+   */
+  csrf?: false | { trustedOrigins?: readonly string[] };
 }
 
 /** @internal The options, checked and with defaults applied. Times in milliseconds. */
@@ -60,6 +70,8 @@ export interface SessionsConfig {
   readonly cookie: Required<Omit<SessionCookieOptions, 'domain'>> & { domain?: string };
   /** The header that carries the token, lower-cased; undefined for the cookie transport. */
   readonly header?: string;
+  /** The cross-site check: undefined when off (or with the header transport). */
+  readonly csrf?: { readonly trustedOrigins: ReadonlySet<string> };
   readonly maxAgeMs: number;
   readonly idleTimeoutMs?: number;
   readonly absoluteTimeoutMs?: number;
@@ -160,6 +172,22 @@ const RESERVED_HEADERS = new Set([
   'vary', 'cache-control', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-connection',
 ]);
 
+function csrfOption(input: unknown): SessionsConfig['csrf'] {
+  if (input === false) return undefined;
+  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
+    fail(`csrf must be false or { trustedOrigins: [...] }; got ${describe(input)}`);
+  }
+  const list = (input as { trustedOrigins?: unknown } | undefined)?.trustedOrigins ?? [];
+  if (!Array.isArray(list)) fail(`csrf.trustedOrigins must be a list of origins such as 'https://app.example.com'; got ${describe(list)}`);
+  const origins = new Set<string>();
+  for (const value of list as unknown[]) {
+    const origin = typeof value === 'string' ? normalizeOrigin(value) : undefined;
+    if (!origin) fail(`csrf.trustedOrigins: ${describe(value)} is not an origin (scheme, host and port only, such as 'https://app.example.com')`);
+    origins.add(origin);
+  }
+  return { trustedOrigins: origins };
+}
+
 function transportHeader(transport: unknown): string | undefined {
   if (transport === undefined || transport === 'cookie') return undefined;
   const header = (transport as { header?: unknown } | null)?.header;
@@ -200,6 +228,7 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     store: options.store,
     cookie: cookieOptions(options.cookie),
     header: transportHeader(options.transport),
+    csrf: options.transport !== undefined && options.transport !== 'cookie' ? undefined : csrfOption(options.csrf),
     maxAgeMs: maxAge * 1000,
     idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeout * 1000,
     absoluteTimeoutMs: absoluteTimeout === undefined ? undefined : absoluteTimeout * 1000,

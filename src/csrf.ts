@@ -1,0 +1,60 @@
+import { SetMetadata } from '@nestjs/common';
+
+/** Methods that must not change state, and so are never checked. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** @internal Metadata key of `@SkipCsrf()`. */
+export const SKIP_CSRF = 'nest-sessions:skip-csrf';
+
+/**
+ * Lets requests to this handler (or every handler of this controller) through without the cross-site
+ * check: for webhooks and other endpoints that other sites are meant to call. Their session, if any,
+ * is loaded as usual, so such a handler should not trust it for anything that matters.
+ */
+export const SkipCsrf = (): MethodDecorator & ClassDecorator => SetMetadata(SKIP_CSRF, true);
+
+/** What the cross-site check looks at. Header values as the request carries them (lower-cased names). */
+export interface CsrfRequest {
+  readonly method: string;
+  readonly secFetchSite: string | undefined;
+  readonly origin: string | undefined;
+  /** The app's own origin as this request reached it: `http://127.0.0.1:8080`. */
+  readonly ownOrigin: string;
+}
+
+/**
+ * The cross-site check, as browsers now allow it (Fetch Metadata first, then Origin):
+ * - GET, HEAD and OPTIONS pass: they must not change state.
+ * - `Sec-Fetch-Site: same-origin` or `none` (the user typed the address, a bookmark) passes;
+ *   `same-site` or `cross-site` passes only from a trusted origin.
+ * - Without `Sec-Fetch-Site` (older browsers), an `Origin` that is neither the app's own nor trusted is
+ *   refused, `null` included.
+ * - With neither header, the request did not come from a browser that attaches cookies on its own
+ *   (a browser sends at least one of them with every cross-origin POST): it passes.
+ * Returns undefined when the request passes, or why it does not.
+ */
+export function crossSiteRefusal(req: CsrfRequest, trustedOrigins: ReadonlySet<string>): string | undefined {
+  if (SAFE_METHODS.has(req.method.toUpperCase())) return undefined;
+  const site = req.secFetchSite?.trim().toLowerCase();
+  const origin = req.origin?.trim();
+  const trusted = origin !== undefined && trustedOrigins.has(origin.toLowerCase());
+  if (site === 'same-origin' || site === 'none') return undefined;
+  if (site === 'same-site' || site === 'cross-site') {
+    return trusted ? undefined : `Sec-Fetch-Site is ${site} and Origin ${origin ?? '(none)'} is not a trusted origin`;
+  }
+  if (origin === undefined) return undefined;
+  if (trusted || origin.toLowerCase() === req.ownOrigin.toLowerCase()) return undefined;
+  return `Origin ${origin} is not this app's origin (${req.ownOrigin}) nor a trusted one`;
+}
+
+/** `scheme://host[:port]` for a trusted-origin option, or undefined when it is not one. */
+export function normalizeOrigin(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+    if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) return undefined;
+    return url.origin.toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
