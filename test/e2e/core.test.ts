@@ -16,6 +16,7 @@ import {
   PLATFORMS,
   Latch,
   latches,
+  arrivals,
   OTHER_SECRET,
   ProbeController,
   HandlersController,
@@ -235,9 +236,11 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       const cookie = sessionCookie(await agent.post('/write').send({ value: 0 }));
       const latch = new Latch();
       latches.set('overlap', latch);
+      const arrived = new Latch();
+      arrivals.set('overlap', arrived);
       // The slow request loads the session first and saves last.
       const slow = request(http).post('/set/a').set('Cookie', cookie).send({ value: 'A', wait: 'overlap' }).then((r) => r);
-      await new Promise((r) => setTimeout(r, 50));
+      await arrived.wait; // the request has loaded its session and waits
       await request(http).post('/set/b').set('Cookie', cookie).send({ value: 'B' }).expect(201);
       latch.open();
       expect((await slow).status).toBe(201);
@@ -248,8 +251,10 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       const cookie = sessionCookie(await request(http).post('/write').send({ value: 0 }));
       const latch = new Latch();
       latches.set('after-logout', latch);
+      const arrived = new Latch();
+      arrivals.set('after-logout', arrived);
       const slow = request(http).post('/set/late').set('Cookie', cookie).send({ value: 1, wait: 'after-logout' }).then((r) => r);
-      await new Promise((r) => setTimeout(r, 50));
+      await arrived.wait; // the request has loaded its session and waits
       await request(http).post('/logout').set('Cookie', cookie).send({}).expect(201);
       latch.open();
       const late = await slow;
@@ -264,8 +269,10 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       const size = store.size;
       const latch = new Latch();
       latches.set('login-vs-logout', latch);
+      const arrived = new Latch();
+      arrivals.set('login-vs-logout', arrived);
       const login = request(http).post('/login').set('Cookie', cookie).send({ user: 'ann', wait: 'login-vs-logout' }).then((r) => r);
-      await new Promise((r) => setTimeout(r, 50));
+      await arrived.wait; // the request has loaded its session and waits
       await request(http).post('/logout').set('Cookie', cookie).send({}).expect(201);
       latch.open();
       const res = await login;
@@ -280,8 +287,10 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       const oldCookie = sessionCookie(await agent.post('/write').send({ value: 0 }));
       const latch = new Latch();
       latches.set('slow-vs-login', latch);
+      const arrived = new Latch();
+      arrivals.set('slow-vs-login', arrived);
       const slow = request(http).post('/set/late').set('Cookie', oldCookie).send({ value: 1, wait: 'slow-vs-login' }).then((r) => r);
-      await new Promise((r) => setTimeout(r, 50));
+      await arrived.wait; // the request has loaded its session and waits
       await agent.post('/login').send({ user: 'ann' }).expect(201);
       latch.open();
       const late = await slow;
