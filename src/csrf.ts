@@ -49,6 +49,7 @@ export function crossSiteRefusal(req: CsrfRequest, trustedOrigins: ReadonlySet<s
 
 /** `scheme://host[:port]` for a trusted-origin option, or undefined when it is not one. */
 export function normalizeOrigin(value: string): string | undefined {
+  if (value.includes('*')) return undefined; // no wildcards: list each origin
   try {
     const url = new URL(value);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;

@@ -1,5 +1,5 @@
 import { ForbiddenException, type ExecutionContext } from '@nestjs/common';
-import { crossSiteRefusal, SKIP_CSRF } from './csrf.js';
+import { crossSiteRefusal, normalizeOrigin, SKIP_CSRF } from './csrf.js';
 import { TrackedSession, type SessionPatch } from './session.js';
 import { isLive, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
@@ -89,7 +89,7 @@ export class SessionHandle {
     });
   }
 
-  /** `GET /path` of the request, for a warning where no handler is known. */
+  /** `GET /path` of the request, for a log line where no handler is known. */
   #route(): string {
     const { method, url } = this.req as { method?: string; url?: string };
     return `${method ?? 'a request'} ${(url ?? '').split('?')[0]}`.trim();
@@ -101,7 +101,6 @@ export class SessionHandle {
 
   async #load(): Promise<TrackedSession> {
     const { transport, store, storeContext, config } = this.service;
-    if (config.csrf) this.#refuseCrossSite(config.csrf.trustedOrigins);
     const token = transport.read(this.req);
     let loaded: LoadedSession | undefined;
     if (token !== undefined) {
@@ -114,28 +113,40 @@ export class SessionHandle {
     return (this.session = new TrackedSession(loaded?.data, loaded?.id, () => this.save()));
   }
 
+  /** Why this request is refused as cross-site (worked out once), or null when it is not. */
+  #crossSite: string | null | undefined;
+
   /**
    * A state-changing request that a browser says comes from another site or origin gets a 403 before
-   * the session is read: a page elsewhere must not act with the user's session (see csrf.ts).
+   * the session is read: a page elsewhere must not act with the user's session (see csrf.ts). Checked
+   * for every caller that wants the session (each GraphQL resolver, each guard), so that one caller's
+   * `@SkipCsrf()` lets only that caller through, also once the session is loaded.
    */
-  #refuseCrossSite(trustedOrigins: ReadonlySet<string>): void {
-    const context = this.context;
+  assertNotCrossSite(context: ExecutionContext | undefined): void {
+    const csrf = this.service.config.csrf;
+    if (!csrf) return;
+    const reason = (this.#crossSite ??= this.#crossSiteReason(csrf.trustedOrigins) ?? null);
+    if (reason === null) return;
     if (context && (Reflect.getMetadata(SKIP_CSRF, context.getHandler()) || Reflect.getMetadata(SKIP_CSRF, context.getClass()))) return;
+    this.service.logger.debug?.(`Cross-site request refused (${this.#route()}): ${reason}`);
+    throw new ForbiddenException(`Cross-site request refused: ${reason}`);
+  }
+
+  #crossSiteReason(trustedOrigins: ReadonlySet<string>): string | undefined {
     const { io } = this.service;
     const req = this.req as { method?: string; host?: unknown };
     const host = typeof req.host === 'string' && req.host ? req.host : io.requestHeader(req, 'host');
-    const reason = crossSiteRefusal(
+    const own = `${io.isHttps(req) ? 'https' : 'http'}://${host ?? ''}`;
+    return crossSiteRefusal(
       {
-        method: req.method ?? 'GET',
+        // A request whose method cannot be told is treated as one that changes state.
+        method: req.method ?? 'POST',
         secFetchSite: io.requestHeader(req, 'sec-fetch-site'),
         origin: io.requestHeader(req, 'origin'),
-        ownOrigin: `${io.isHttps(req) ? 'https' : 'http'}://${host ?? ''}`,
+        ownOrigin: normalizeOrigin(own) ?? own,
       },
       trustedOrigins,
     );
-    if (reason === undefined) return;
-    this.service.logger.debug?.(`Cross-site request refused (${req.method} ${this.#route()}): ${reason}`);
-    throw new ForbiddenException(`Cross-site request refused: ${reason}`);
   }
 
   /**

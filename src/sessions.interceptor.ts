@@ -55,7 +55,10 @@ export class SessionsInterceptor implements NestInterceptor {
 /** Loads the session (if it is not yet), runs the rest of the chain, saves after each value it gives. */
 function aroundChain(handle: SessionHandle, context: ExecutionContext, next: CallHandler): Observable<unknown> {
   handle.adopt(context);
-  return defer(() => handle.load()).pipe(
+  return defer(() => {
+    handle.assertNotCrossSite(context);
+    return handle.load();
+  }).pipe(
     mergeMap(() => next.handle()),
     catchError((err: unknown) => from(afterError(handle, err))),
     concatMap(async (value) => {

@@ -228,7 +228,8 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     store: options.store,
     cookie: cookieOptions(options.cookie),
     header: transportHeader(options.transport),
-    csrf: options.transport !== undefined && options.transport !== 'cookie' ? undefined : csrfOption(options.csrf),
+    // Checked whatever the transport, so a mistake does not wait for a switch to cookies to show.
+    csrf: ((checked) => (options.transport !== undefined && options.transport !== 'cookie' ? undefined : checked))(csrfOption(options.csrf)),
     maxAgeMs: maxAge * 1000,
     idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeout * 1000,
     absoluteTimeoutMs: absoluteTimeout === undefined ? undefined : absoluteTimeout * 1000,

@@ -67,9 +67,10 @@ export class SessionsService {
     let handle = handleOfRequest(req);
     if (!handle) {
       handle = this.attach(req, res);
-      handle.context = context;
       handle.watch();
     }
+    handle.context ??= context;
+    handle.assertNotCrossSite(context);
     return handle.load();
   }
 

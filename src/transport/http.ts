@@ -63,8 +63,9 @@ export class HttpIo {
 
   /** True when the request came over HTTPS (Express honours `trust proxy` here, Fastify `trustProxy`). */
   isHttps(req: unknown): boolean {
-    const r = req as { protocol?: string; secure?: boolean };
-    return r.secure === true || r.protocol === 'https';
+    const r = req as { protocol?: string; secure?: boolean; socket?: { encrypted?: boolean } };
+    // Node's own request (a Fastify middleware's) has neither: its socket says.
+    return r.secure === true || r.protocol === 'https' || r.socket?.encrypted === true;
   }
 
   headersSent(res: unknown): boolean {

@@ -66,6 +66,7 @@ describe.skipIf(!hasChromium).each(PLATFORMS)('cross-site requests in Chromium, 
       expect(await page.evaluate('document.body.innerText')).toMatch(/Cross-site request refused: Sec-Fetch-Site is same-site/);
       await page.goto(`${attacker.origin}/fetch`);
       await page.waitForFunction("document.title === 'sent' || document.title === 'failed'");
+      expect(await page.title()).toBe('sent'); // the request went out (its answer is opaque to the page)
       expect(await session(page)).toEqual({ value: 'victim' });
     } finally {
       await close();

@@ -1,10 +1,29 @@
-import type { INestApplication } from '@nestjs/common';
+import { Controller, Post, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InMemorySessionStore } from '../../src/index.js';
+import { InMemorySessionStore, Session, SkipCsrf } from '../../src/index.js';
 import { appOn, GuardedController, HooksController, LoadsSessionGuard, PLATFORMS, ProbeController, RecordingLogger, SECRET, sessionCookie, setCookies, VisitsModule, ChainController, AuthService, SignsInGuard, MarksAfterInterceptor } from '../fixtures/app.js';
 
 const EVIL = 'http://evil.example';
+
+class CountingLoads extends InMemorySessionStore {
+  loads = 0;
+  override async load(...args: Parameters<InMemorySessionStore['load']>) {
+    this.loads++;
+    return super.load(...args);
+  }
+}
+
+/** Every handler of this controller is open to other sites. */
+@Controller('open-hooks')
+@SkipCsrf()
+class OpenHooksController {
+  @Post('any')
+  any(@Session() session: Session) {
+    session.set('open', true);
+    return { ok: true };
+  }
+}
 
 describe.each(PLATFORMS)('cross-site request protection on %s', (platform) => {
   const createApp = appOn(platform);
@@ -19,7 +38,7 @@ describe.each(PLATFORMS)('cross-site request protection on %s', (platform) => {
       { secret: SECRET, csrf: { trustedOrigins: ['https://front.example.com'] } },
       {
         logger,
-        controllers: [ProbeController, GuardedController, HooksController, ChainController],
+        controllers: [ProbeController, GuardedController, HooksController, ChainController, OpenHooksController],
         providers: [LoadsSessionGuard, AuthService, SignsInGuard, MarksAfterInterceptor],
         imports: [VisitsModule],
       },
@@ -64,8 +83,32 @@ describe.each(PLATFORMS)('cross-site request protection on %s', (platform) => {
     expect(res.body.value).toBe('mine');
   });
 
-  it('@SkipCsrf() lets a webhook through', async () => {
-    await request(http).post('/hooks/payment').set({ 'sec-fetch-site': 'cross-site', origin: EVIL }).expect(201);
+  it('@SkipCsrf() on a handler or on its controller lets a webhook through, with its session', async () => {
+    const cookie = await login();
+    for (const path of ['/hooks/payment', '/open-hooks/any']) {
+      await request(http).post(path).set('Cookie', cookie).set({ 'sec-fetch-site': 'cross-site', origin: EVIL }).expect(201);
+    }
+  });
+
+  it('a middleware that loads the session is refused too', async () => {
+    const cookie = await login();
+    const res = await request(http).post('/chain/middleware').set('Cookie', cookie).set({ origin: EVIL });
+    expect(res.status).toBe(403);
+    expect(res.body.message).toMatch(/Cross-site request refused/);
+  });
+
+  it('a refused request never reads the store, and the refusal is logged at debug level', async () => {
+    const store = new CountingLoads();
+    const other = await createApp({ secret: SECRET, store }, { logger });
+    try {
+      const cookie = sessionCookie(await request(other.getHttpServer()).post('/write').send({ value: 1 }).expect(201));
+      const loads = store.loads;
+      await request(other.getHttpServer()).post('/write').set('Cookie', cookie).set({ origin: EVIL }).send({ value: 2 }).expect(403);
+      expect(store.loads).toBe(loads);
+      expect(logger.messages('debug').join('\n')).toMatch(/Cross-site request refused \(POST \/write\): Origin http:\/\/evil\.example/);
+    } finally {
+      await other.close();
+    }
   });
 
   it('a guard that loads the session is refused before it reads it, as is a middleware', async () => {

@@ -4,7 +4,7 @@ import { Args, GraphQLModule, Int, Mutation, Query, Resolver } from '@nestjs/gra
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InMemorySessionStore, Session, SessionsModule } from '../../src/index.js';
+import { InMemorySessionStore, Session, SessionsModule, SkipCsrf } from '../../src/index.js';
 import { RecordingLogger, SECRET, setCookies } from '../fixtures/app.js';
 
 @Resolver()
@@ -24,6 +24,19 @@ class CounterResolver {
   @Query(() => String)
   hello(): string {
     return 'world';
+  }
+
+  /** The count, nullable, so that an error in it leaves the other fields' data. */
+  @Query(() => Int, { nullable: true })
+  countOrNull(@Session() session: Session<{ count: number }>): number {
+    return session.get('count', 0);
+  }
+
+  /** A field other sites may call (it reads nothing that matters). */
+  @Query(() => Boolean)
+  @SkipCsrf()
+  ping(@Session() session: Session): boolean {
+    return session.isNew;
   }
 
   /** Changes the session, then fails with an error that is not the client's (nullable, so the rest of the data survives). */
@@ -55,6 +68,24 @@ describe('GraphQL resolvers (Apollo on Express)', () => {
     app = await graphqlApp(({ req, res }: { req: unknown; res: unknown }) => ({ req, res }));
   });
   afterAll(() => app.close());
+
+  it("a cross-site request: each resolver that takes the session is refused, whatever another field's @SkipCsrf()", async () => {
+    const agent = request.agent(app.getHttpServer());
+    await agent.post('/graphql').send({ query: 'mutation { increment }' }).expect(200);
+    const res = await agent
+      .post('/graphql')
+      .set({ 'sec-fetch-site': 'cross-site', origin: 'http://evil.example', 'apollo-require-preflight': 'true' })
+      .send({ query: 'mutation { increment(by: 10) }' });
+    expect(JSON.stringify(res.body.errors)).toMatch(/Cross-site request refused/);
+    const both = await agent
+      .post('/graphql')
+      .set({ 'sec-fetch-site': 'cross-site', origin: 'http://evil.example', 'apollo-require-preflight': 'true' })
+      .send({ query: '{ ping countOrNull }' });
+    expect(both.body.data?.ping).toBe(false); // the skipped field loaded the session...
+    expect(both.body.data?.countOrNull).toBeNull(); // ...and the count is still refused
+    expect(JSON.stringify(both.body.errors)).toMatch(/Cross-site request refused/);
+    expect((await agent.post('/graphql').send({ query: '{ count }' })).body.data).toEqual({ count: 1 });
+  });
 
   it('a mutation that increments a counter keeps it across requests', async () => {
     const agent = request.agent(app.getHttpServer());
