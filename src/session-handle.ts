@@ -19,6 +19,11 @@ export function handleOfRequest(req: object): SessionHandle | undefined {
   return r[SESSION_HANDLE] ?? r.raw?.[SESSION_HANDLE];
 }
 
+/** @internal `Controller.method` of a context, for messages. */
+export function handlerName(context: ExecutionContext): string {
+  return `${context.getClass().name}.${context.getHandler().name}`;
+}
+
 /** What one save step did for the client: send a token, expire the cookie, or neither. */
 type Outcome = { issued: IssuedToken } | { expire: true } | undefined;
 
@@ -84,7 +89,7 @@ export class SessionHandle {
     raw.once('finish', () => {
       if (this.#ended || this.#failed || !this.session?.isModified) return;
       const context = this.context;
-      const where = context ? `${context.getClass().name}.${context.getHandler().name}` : this.#route();
+      const where = context ? handlerName(context) : this.#route();
       this.service.warnNeverSaved(where, this.#adopted);
     });
   }
@@ -292,7 +297,7 @@ export class SessionHandle {
 
   #where(): string {
     const context = this.context;
-    return context ? `${context.getClass().name}.${context.getHandler().name}` : 'a handler';
+    return context ? handlerName(context) : 'a handler';
   }
 
   async #unavailableAs503<T>(work: Promise<T>): Promise<T> {

@@ -3,7 +3,7 @@ import type { TrackedSession } from './session.js';
 import { SESSION_PARAM } from './sessions.constants.js';
 import { SessionsNotConfiguredError } from './sessions.errors.js';
 import { notHttp } from './sessions.service.js';
-import { handleOfRequest } from './session-handle.js';
+import { handleOfRequest, handlerName } from './session-handle.js';
 import { requestOf } from './transport/http.js';
 
 /** Hands over the session the sessions interceptor loaded before the handler ran. No I/O. */
@@ -13,7 +13,7 @@ function sessionOf(_data: unknown, context: ExecutionContext): TrackedSession {
   const session = handleOfRequest(req)?.session;
   if (!session) {
     throw new SessionsNotConfiguredError(
-      `@Session() in ${context.getClass().name}.${context.getHandler().name} found no session: import ` +
+      `@Session() in ${handlerName(context)} found no session: import ` +
         `SessionsModule.forRoot(secret) (or forRootAsync) in the application's root module`,
     );
   }

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { handleOfRequest, SessionHandle, type RequestWithHandle } from './session-handle.js';
+import { handleOfRequest, handlerName, SessionHandle, type RequestWithHandle } from './session-handle.js';
 import { SESSION_HANDLE, SESSION_STORE, SESSIONS_CONFIG } from './sessions.constants.js';
 import type { SessionData, SessionOf as Session } from './session.js';
 import { SessionsNotConfiguredError, type SessionStoreUnavailableError } from './sessions.errors.js';
@@ -136,7 +136,7 @@ export class SessionsService {
 
 /** @internal The error for sessions asked for where there is no HTTP request (WebSocket, microservices, GraphQL without req/res). */
 export function notHttp(context: ExecutionContext): SessionsNotConfiguredError {
-  const where = `${context.getClass().name}.${context.getHandler().name}`;
+  const where = handlerName(context);
   const type = context.getType<string>();
   const hint =
     type === 'graphql'

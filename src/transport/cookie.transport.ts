@@ -159,14 +159,19 @@ export class CookieTransport implements SessionTransport {
 
   /** What the browser sends back for these cookie values: `name=value` each, joined by "; ". */
   #sentBytes(values: readonly string[]): number {
-    return values.reduce((n, v, i) => n + this.#chunkName(i).length + 1 + v.length, 2 * (values.length - 1));
+    return values.reduce((n, v) => n + v.length, this.#pairsOverhead(values.length));
+  }
+
+  /** The `name=` parts and "; " separators of `count` cookies in a Cookie header. */
+  #pairsOverhead(count: number): number {
+    let bytes = 2 * (count - 1);
+    for (let i = 0; i < count; i++) bytes += this.#chunkName(i).length + 1;
+    return bytes;
   }
 
   /** The error for a token over the budget: how much token `count` cookies leave room for. */
   #overBudget(token: string, budget: number, count: number): SessionTooLargeError {
-    const marker = count > 1 ? `${CHUNKED}${count}${CHUNKED}${'x'.repeat(TAG_LENGTH)}${CHUNKED}`.length : 0;
-    const names = Array.from({ length: count }, (_, i) => this.#chunkName(i).length + 1).reduce((a, b) => a + b, 0);
-    const limit = budget - names - 2 * (count - 1) - marker;
+    const limit = budget - this.#pairsOverhead(count) - (count > 1 ? markerLength(count) : 0);
     return new SessionTooLargeError(token.length, limit, `the cookie store's ${budget}-byte budget for a session's cookies in a request`);
   }
 
@@ -177,10 +182,10 @@ export class CookieTransport implements SessionTransport {
     let capacity = room(0);
     for (let count = 2; count <= this.#maxChunks; count++) {
       capacity += room(count - 1);
-      const prefix = `${CHUNKED}${count}${CHUNKED}${'x'.repeat(TAG_LENGTH)}${CHUNKED}`;
-      if (token.length > capacity - prefix.length) continue;
+      const prefixLength = markerLength(count);
+      if (token.length > capacity - prefixLength) continue;
       const values: string[] = [];
-      let offset = room(0) - prefix.length;
+      let offset = room(0) - prefixLength;
       values.push(`${CHUNKED}${count}${CHUNKED}${tag(token)}${CHUNKED}${token.slice(0, offset)}`);
       for (let i = 1; i < count; i++) {
         const size = room(i);
@@ -189,8 +194,7 @@ export class CookieTransport implements SessionTransport {
       }
       return values;
     }
-    const prefixLength = `${CHUNKED}${this.#maxChunks}${CHUNKED}${'x'.repeat(TAG_LENGTH)}${CHUNKED}`.length;
-    const limit = this.#maxChunks === 1 ? room(0) : capacity - prefixLength;
+    const limit = this.#maxChunks === 1 ? room(0) : capacity - markerLength(this.#maxChunks);
     const carriers = `${this.#maxChunks} cookie${this.#maxChunks === 1 ? '' : 's'} of ${COOKIE_LIMIT} bytes (with these cookie attributes)`;
     throw new SessionTooLargeError(token.length, limit, carriers);
   }
@@ -207,6 +211,11 @@ export class CookieTransport implements SessionTransport {
     }
     return room;
   }
+}
+
+/** Length of the marker a chunked token's first cookie starts with: `~<count>~<tag>~`. */
+function markerLength(count: number): number {
+  return `${CHUNKED}${count}${CHUNKED}${CHUNKED}`.length + TAG_LENGTH;
 }
 
 function tag(token: string): string {
