@@ -1,4 +1,5 @@
 import { SetMetadata } from '@nestjs/common';
+import { csrfTokenMatches } from './crypto/csrf-token.js';
 
 /** Methods that must not change state, and so are never checked. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -34,7 +35,7 @@ export interface CsrfRequest {
  * Returns undefined when the request passes, or why it does not.
  */
 export function crossSiteRefusal(req: CsrfRequest, trustedOrigins: ReadonlySet<string>): string | undefined {
-  if (SAFE_METHODS.has(req.method.toUpperCase())) return undefined;
+  if (!changesState(req.method)) return undefined;
   const site = req.secFetchSite?.trim().toLowerCase();
   const origin = req.origin?.trim();
   const trusted = origin !== undefined && trustedOrigins.has(origin.toLowerCase());
@@ -45,6 +46,32 @@ export function crossSiteRefusal(req: CsrfRequest, trustedOrigins: ReadonlySet<s
   if (origin === undefined) return undefined;
   if (trusted || origin.toLowerCase() === req.ownOrigin.toLowerCase()) return undefined;
   return `Origin ${origin} is not this app's origin (${req.ownOrigin}) nor a trusted one`;
+}
+
+/** Whether a request with this method is checked at all (anything but GET, HEAD and OPTIONS). */
+export function changesState(method: string): boolean {
+  return !SAFE_METHODS.has(method.toUpperCase());
+}
+
+/** Where the token was looked for, for messages: `the x-csrf-token header or the _csrf field`. */
+export interface TokenPlaces {
+  readonly tokenHeader: string;
+  readonly tokenField: string;
+}
+
+/**
+ * The token check of `requireToken`, for a state-changing request that passed the cross-site check:
+ * the request must carry a token of the session's secret. `secret` is null while the session is not
+ * loaded yet: then only a missing token can be refused (before anything is read). Returns undefined when
+ * the request passes, or why it does not.
+ */
+export function tokenRefusal(method: string, token: string | undefined, secret: string | undefined | null, places: TokenPlaces): string | undefined {
+  if (!changesState(method)) return undefined;
+  if (token === undefined || token === '') return `no anti-forgery token in the ${places.tokenHeader} header or the ${places.tokenField} field`;
+  if (secret === null) return undefined;
+  if (secret === undefined) return 'the anti-forgery token was not issued for this session (it has none: the session is new, or it was regenerated)';
+  if (!csrfTokenMatches(secret, token)) return `the anti-forgery token does not match this session`;
+  return undefined;
 }
 
 /** `scheme://host[:port]` for a trusted-origin option, or undefined when it is not one. */

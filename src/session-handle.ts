@@ -1,5 +1,5 @@
 import { ForbiddenException, type ExecutionContext } from '@nestjs/common';
-import { crossSiteRefusal, normalizeOrigin, SKIP_CSRF } from './csrf.js';
+import { crossSiteRefusal, normalizeOrigin, SKIP_CSRF, tokenRefusal } from './csrf.js';
 import { TrackedSession, type SessionPatch } from './session.js';
 import { isLive, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
@@ -100,6 +100,18 @@ export class SessionHandle {
     return `${method ?? 'a request'} ${(url ?? '').split('?')[0]}`.trim();
   }
 
+  /**
+   * The session for one caller that wants it (the interceptor for its handler, a guard, a middleware),
+   * after the anti-forgery checks: a request refused by its headers, or for want of a required token,
+   * is refused before the store is read; a token that does not match the session, once it is read.
+   */
+  async loadFor(context: ExecutionContext | undefined): Promise<TrackedSession> {
+    this.#assertNotForged(context, false);
+    const session = await this.load();
+    this.#assertNotForged(context, true);
+    return session;
+  }
+
   load(): Promise<TrackedSession> {
     return (this.#loading ??= this.#unavailableAs503(this.#load()));
   }
@@ -115,43 +127,70 @@ export class SessionHandle {
       if (!loaded) this.service.logger.debug?.('A session token did not open (unknown, expired or not ours); starting a new session');
     }
     this.#loaded = loaded;
-    return (this.session = new TrackedSession(loaded?.data, loaded?.id, () => this.save()));
+    const session = new TrackedSession(loaded?.data, loaded?.id, () => this.save());
+    // The token is judged against the secret as stored, once, before any caller can change it.
+    if (this.service.config.csrf?.requireToken) this.#tokenVerdict = this.#tokenReason(session._csrfSecret()) ?? null;
+    return (this.session = session);
   }
 
-  /** Why this request is refused as cross-site (worked out once), or null when it is not. */
+  /** Why this request is refused by its headers (worked out once), or null when it is not. */
   #crossSite: string | null | undefined;
+  /** With `requireToken`: why the request's token is refused, or null when it is accepted; known once the session is loaded. */
+  #tokenVerdict: string | null | undefined;
 
   /**
    * A state-changing request that a browser says comes from another site or origin gets a 403 before
-   * the session is read: a page elsewhere must not act with the user's session (see csrf.ts). Checked
-   * for every caller that wants the session (each GraphQL resolver, each guard), so that one caller's
-   * `@SkipCsrf()` lets only that caller through, also once the session is loaded.
+   * the session is read: a page elsewhere must not act with the user's session (see csrf.ts). With
+   * `requireToken`, so does one without the session's token (before the read) or with a wrong one
+   * (after it). Checked for every caller that wants the session (each GraphQL resolver, each guard),
+   * so that one caller's `@SkipCsrf()` lets only that caller through, also once the session is loaded.
    */
-  assertNotCrossSite(context: ExecutionContext | undefined): void {
+  #assertNotForged(context: ExecutionContext | undefined, loaded: boolean): void {
     const csrf = this.service.config.csrf;
     if (!csrf) return;
-    const reason = (this.#crossSite ??= this.#crossSiteReason(csrf.trustedOrigins) ?? null);
+    let reason = (this.#crossSite ??= this.#crossSiteReason(csrf.trustedOrigins) ?? null);
+    if (reason === null && csrf.requireToken) reason = loaded ? this.#tokenVerdict ?? null : this.#tokenReason(null) ?? null;
     if (reason === null) return;
     if (context && (Reflect.getMetadata(SKIP_CSRF, context.getHandler()) || Reflect.getMetadata(SKIP_CSRF, context.getClass()))) return;
     this.service.logger.debug?.(`Cross-site request refused (${this.#route()}): ${reason}`);
     throw new ForbiddenException(`Cross-site request refused: ${reason}`);
   }
 
+  /** A request whose method cannot be told is treated as one that changes state. */
+  #method(): string {
+    return (this.req as { method?: string }).method ?? 'POST';
+  }
+
   #crossSiteReason(trustedOrigins: ReadonlySet<string>): string | undefined {
     const { io } = this.service;
-    const req = this.req as { method?: string; host?: unknown };
+    const req = this.req as { host?: unknown };
     const host = typeof req.host === 'string' && req.host ? req.host : io.requestHeader(req, 'host');
     const own = `${io.isHttps(req) ? 'https' : 'http'}://${host ?? ''}`;
     return crossSiteRefusal(
       {
-        // A request whose method cannot be told is treated as one that changes state.
-        method: req.method ?? 'POST',
+        method: this.#method(),
         secFetchSite: io.requestHeader(req, 'sec-fetch-site'),
         origin: io.requestHeader(req, 'origin'),
         ownOrigin: normalizeOrigin(own) ?? own,
       },
       trustedOrigins,
     );
+  }
+
+  /** The token check against `secret` (null: not loaded yet, so only a missing token is judged). */
+  #tokenReason(secret: string | undefined | null): string | undefined {
+    const csrf = this.service.config.csrf!;
+    return tokenRefusal(this.#method(), this.#presentedToken(csrf.tokenHeader, csrf.tokenField), secret, csrf);
+  }
+
+  /** The token the request carries: in the header, or else in the parsed body's field. */
+  #presentedToken(header: string, field: string): string | undefined {
+    const fromHeader = this.service.io.requestHeader(this.req, header);
+    if (fromHeader !== undefined) return fromHeader;
+    const body = (this.req as { body?: unknown }).body;
+    if (typeof body !== 'object' || body === null || !Object.hasOwn(body, field)) return undefined;
+    const value = (body as Record<string, unknown>)[field];
+    return typeof value === 'string' ? value : undefined;
   }
 
   /**

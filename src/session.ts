@@ -1,4 +1,11 @@
+import { isCsrfSecret, maskCsrfToken, newCsrfSecret } from './crypto/csrf-token.js';
 import { SessionKeyError } from './sessions.errors.js';
+
+/**
+ * @internal Where a session's anti-forgery secret is kept among its data. No Session method shows it,
+ * and setting it is refused, so the stores keep it like any key while handlers never see it.
+ */
+export const CSRF_KEY = 'nest-sessions:csrf';
 
 /** The data of a session: string keys, JSON-compatible values. */
 export type SessionData = Record<string, unknown>;
@@ -64,6 +71,13 @@ export interface SessionOf<T extends object = SessionData> {
   destroy(): void;
   /** Saves now instead of after the handler: before sending the response yourself (`@Res()`), or from an interceptor outside the sessions interceptor. */
   save(): Promise<void>;
+  /**
+   * An anti-forgery token for this session, to put in a form (`<input type="hidden" name="_csrf">`) or
+   * send in the `x-csrf-token` header. Each call gives a different string (masked afresh), and every one
+   * is valid until the session's secret changes: on `regenerate()` and `destroy()`. The first call
+   * creates the secret, which is a change: the session is saved (a new one is created).
+   */
+  csrfToken(): string;
 }
 
 /**
@@ -85,6 +99,10 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
   #restart = false;
   #id: string | undefined;
   #saver: (() => Promise<void>) | undefined;
+  /** The anti-forgery secret, kept apart from the data the handler sees. */
+  #csrf: string | undefined;
+  /** What #csrf was at the last save, while it differs: then the secret is saved (or removed). */
+  #csrfBefore: { value: string | undefined } | undefined;
 
   /**
    * @param data the stored data (taken over, not copied)
@@ -93,6 +111,12 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
    */
   constructor(data?: Partial<T> | SessionData, id?: string, saver?: () => Promise<void>) {
     this.#values = new Map(data ? Object.entries(data) : undefined);
+    if (this.#values.has(CSRF_KEY)) {
+      const secret = this.#values.get(CSRF_KEY);
+      this.#values.delete(CSRF_KEY);
+      // Anything else there (stored by hand) is no secret: the next csrfToken() replaces it.
+      if (isCsrfSecret(secret)) this.#csrf = secret;
+    }
     this.#id = id;
     this.#saver = saver;
   }
@@ -129,6 +153,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
 
   /** Sets `key`. Marks the session modified even when the value is the same. `undefined` deletes the key. */
   set<K extends Key<T>>(key: K, value: T[K]): this {
+    if (key === CSRF_KEY) throw new TypeError(`The session key "${CSRF_KEY}" is reserved for the anti-forgery secret`);
     if (value === undefined) {
       this.delete(key);
       return this;
@@ -148,6 +173,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
 
   /** Removes `key`; returns whether it was set. Marks the session modified either way. */
   delete(key: Key<T> | string): boolean {
+    if (key === CSRF_KEY) throw new TypeError(`The session key "${CSRF_KEY}" is reserved for the anti-forgery secret`);
     this.#remember(key);
     const had = this.#values.delete(key);
     this.#setKeys.delete(key);
@@ -200,6 +226,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
       this.#cleared ||
       this.#regenerate ||
       this.#destroyed ||
+      this.#csrfBefore !== undefined ||
       this.#changedInPlace().length > 0
     );
   }
@@ -211,6 +238,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
    */
   regenerate(): void {
     this.#regenerate = true;
+    this.#dropCsrf(); // a token known before (a planted session's) is worth nothing after it
   }
 
   /**
@@ -223,12 +251,33 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     this.#regenerate = false;
     this.#restart = false;
     this.#destroyed = true;
+    this.#dropCsrf();
   }
 
   /** Saves now instead of after the handler; for handlers that send the response themselves (`@Res()`). */
   async save(): Promise<void> {
     if (!this.#saver) throw new Error('This session is not attached to a request; it cannot be saved');
     await this.#saver();
+  }
+
+  csrfToken(): string {
+    if (this.#csrf === undefined) {
+      this.#revive();
+      this.#csrfBefore ??= { value: undefined };
+      this.#csrf = newCsrfSecret();
+    }
+    return maskCsrfToken(this.#csrf);
+  }
+
+  /** @internal The anti-forgery secret, if the session has one. */
+  _csrfSecret(): string | undefined {
+    return this.#csrf;
+  }
+
+  #dropCsrf(): void {
+    if (this.#csrf === undefined) return;
+    this.#csrfBefore ??= { value: this.#csrf };
+    this.#csrf = undefined;
   }
 
   #remember(key: string): void {
@@ -262,13 +311,17 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     const set: SessionData = {};
     for (const key of this.#setKeys) defineKey(set, key, this.#values.get(key));
     for (const key of inPlace) defineKey(set, key, this.#values.get(key));
+    const unset = [...this.#deletedKeys];
+    const csrfChanged = this.#csrfBefore !== undefined;
+    if (this.#csrf !== undefined && (csrfChanged || this.#cleared)) set[CSRF_KEY] = this.#csrf;
+    else if (this.#csrf === undefined && csrfChanged) unset.push(CSRF_KEY);
     return {
       modified:
-        this.#setKeys.size > 0 || this.#deletedKeys.size > 0 || this.#cleared || inPlace.length > 0,
+        this.#setKeys.size > 0 || this.#deletedKeys.size > 0 || this.#cleared || inPlace.length > 0 || csrfChanged,
       regenerate: this.#regenerate,
       restart: this.#restart,
       destroy: this.#destroyed,
-      patch: { set, unset: [...this.#deletedKeys], replace: this.#cleared },
+      patch: { set, unset, replace: this.#cleared },
     };
   }
 
@@ -276,6 +329,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
   _data(): SessionData {
     const data: SessionData = {};
     for (const [key, value] of this.#values) defineKey(data, key, value);
+    if (this.#csrf !== undefined) data[CSRF_KEY] = this.#csrf;
     return data;
   }
 
@@ -292,6 +346,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     for (const [key, json] of this.#snapshots ?? []) {
       if (json !== UNSERIALISABLE) this.#values.set(key, JSON.parse(json));
     }
+    if (this.#csrfBefore) this.#csrf = this.#csrfBefore.value;
     this.#forgetChanges();
   }
 
@@ -319,6 +374,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     this.#regenerate = false;
     this.#destroyed = false;
     this.#restart = false;
+    this.#csrfBefore = undefined;
   }
 }
 

@@ -55,16 +55,18 @@ export class SessionsInterceptor implements NestInterceptor {
 /** Loads the session (if it is not yet), runs the rest of the chain, saves after each value it gives. */
 function aroundChain(handle: SessionHandle, context: ExecutionContext, next: CallHandler): Observable<unknown> {
   handle.adopt(context);
-  return defer(() => {
-    handle.assertNotCrossSite(context);
-    return handle.load();
-  }).pipe(
-    mergeMap(() => next.handle()),
-    catchError((err: unknown) => from(afterError(handle, err))),
-    concatMap(async (value) => {
-      await handle.save();
-      return value;
-    }),
+  // A request refused by the anti-forgery checks, or whose store is down, never reaches the chain, and
+  // nothing is saved for it.
+  return defer(() => handle.loadFor(context)).pipe(
+    mergeMap(() =>
+      next.handle().pipe(
+        catchError((err: unknown) => from(afterError(handle, err))),
+        concatMap(async (value) => {
+          await handle.save();
+          return value;
+        }),
+      ),
+    ),
   );
 }
 

@@ -56,11 +56,35 @@ export interface SessionsModuleOptions {
    * Cross-site request protection for the cookie transport, on by default: a state-changing request
    * (anything but GET, HEAD, OPTIONS) that a browser says comes from another site or origin is refused
    * with a 403 before its session is read. `false` turns it off (for example behind a gateway that does
-   * it). `trustedOrigins`: origins of your own front-ends on other hosts or ports
-   * (`['https://app.example.com']`) that may send such requests. The header transport is not checked:
-   * browsers never attach its header on their own.
+   * it). The header transport is not checked: browsers never attach its header on their own.
    */
-  csrf?: false | { trustedOrigins?: readonly string[] };
+  csrf?: false | SessionCsrfOptions;
+}
+
+/** The options of the cross-site protection (`csrf`). */
+export interface SessionCsrfOptions {
+  /** Origins of your own front-ends on other hosts or ports (`['https://app.example.com']`) that may send such requests. */
+  trustedOrigins?: readonly string[];
+  /**
+   * Also require the session's anti-forgery token (`session.csrfToken()`) on every state-changing
+   * request that loads a session, in the `tokenHeader` header or the `tokenField` form field: for
+   * browsers that send neither `Sec-Fetch-Site` nor `Origin`, for `sameSite: 'none'`, or as a second
+   * line of defence. Default false: tokens are issued on request but not checked.
+   */
+  requireToken?: boolean;
+  /** The request header that carries the token. Default `x-csrf-token`. */
+  tokenHeader?: string;
+  /** The field of a parsed form or JSON body that carries the token. Default `_csrf`. */
+  tokenField?: string;
+}
+
+/** @internal The cross-site protection, checked. */
+export interface CsrfConfig {
+  readonly trustedOrigins: ReadonlySet<string>;
+  readonly requireToken: boolean;
+  /** Lower-cased. */
+  readonly tokenHeader: string;
+  readonly tokenField: string;
 }
 
 /** @internal The options, checked and with defaults applied. Times in milliseconds. */
@@ -71,7 +95,7 @@ export interface SessionsConfig {
   /** The header that carries the token, lower-cased; undefined for the cookie transport. */
   readonly header?: string;
   /** The cross-site check: undefined when off (or with the header transport). */
-  readonly csrf?: { readonly trustedOrigins: ReadonlySet<string> };
+  readonly csrf?: CsrfConfig;
   readonly maxAgeMs: number;
   readonly idleTimeoutMs?: number;
   readonly absoluteTimeoutMs?: number;
@@ -172,12 +196,14 @@ const RESERVED_HEADERS = new Set([
   'vary', 'cache-control', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-connection',
 ]);
 
-function csrfOption(input: unknown): SessionsConfig['csrf'] {
+function csrfOption(input: unknown): CsrfConfig | undefined {
   if (input === false) return undefined;
   if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
-    fail(`csrf must be false or { trustedOrigins: [...] }; got ${describe(input)}`);
+    fail(`csrf must be false or { trustedOrigins, requireToken, tokenHeader, tokenField }; got ${describe(input)}`);
   }
-  const list = (input as { trustedOrigins?: unknown } | undefined)?.trustedOrigins ?? [];
+  const { trustedOrigins: list = [], requireToken = false, tokenHeader = 'x-csrf-token', tokenField = '_csrf', ...rest } = (input ?? {}) as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) fail(`csrf has no option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; it takes trustedOrigins, requireToken, tokenHeader and tokenField`);
   if (!Array.isArray(list)) fail(`csrf.trustedOrigins must be a list of origins such as 'https://app.example.com'; got ${describe(list)}`);
   const origins = new Set<string>();
   for (const value of list as unknown[]) {
@@ -185,7 +211,15 @@ function csrfOption(input: unknown): SessionsConfig['csrf'] {
     if (!origin) fail(`csrf.trustedOrigins: ${describe(value)} is not an origin (scheme, host and port only, such as 'https://app.example.com')`);
     origins.add(origin);
   }
-  return { trustedOrigins: origins };
+  if (typeof requireToken !== 'boolean') fail(`csrf.requireToken must be true or false; got ${describe(requireToken)}`);
+  if (typeof tokenHeader !== 'string' || !COOKIE_NAME.test(tokenHeader)) {
+    fail(`csrf.tokenHeader ${JSON.stringify(tokenHeader)} is not a valid header name (letters, digits and !#$%&'*+-.^_\`|~)`);
+  }
+  if (RESERVED_HEADERS.has(tokenHeader.toLowerCase())) fail(`csrf.tokenHeader cannot be "${tokenHeader.toLowerCase()}": HTTP uses it for something else`);
+  if (typeof tokenField !== 'string' || !/^[A-Za-z_$][\w$-]*$/.test(tokenField) || tokenField === '__proto__') {
+    fail(`csrf.tokenField ${JSON.stringify(tokenField)} must be a form field name of letters, digits, "_", "-" and "$"`);
+  }
+  return { trustedOrigins: origins, requireToken, tokenHeader: tokenHeader.toLowerCase(), tokenField };
 }
 
 function transportHeader(transport: unknown): string | undefined {
@@ -198,6 +232,16 @@ function transportHeader(transport: unknown): string | undefined {
   const name = header.toLowerCase();
   if (RESERVED_HEADERS.has(name)) fail(`transport.header cannot be "${name}": HTTP uses it for something else; pick a name such as x-session-id`);
   return name;
+}
+
+/** The cross-site protection: checked whatever the transport, so a mistake does not wait for a switch to cookies to show. */
+function csrfFor(options: Partial<SessionsModuleOptions>): CsrfConfig | undefined {
+  const csrf = csrfOption(options.csrf);
+  if (options.transport === undefined || options.transport === 'cookie') return csrf;
+  if (csrf?.requireToken) {
+    fail(`csrf.requireToken does not apply to the header transport: browsers never attach its header on their own, so there is nothing to forge`);
+  }
+  return undefined;
 }
 
 /** Checks the options and applies the defaults; every problem is a `SessionsConfigError` that says what to do. */
@@ -228,8 +272,7 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     store: options.store,
     cookie: cookieOptions(options.cookie),
     header: transportHeader(options.transport),
-    // Checked whatever the transport, so a mistake does not wait for a switch to cookies to show.
-    csrf: ((checked) => (options.transport !== undefined && options.transport !== 'cookie' ? undefined : checked))(csrfOption(options.csrf)),
+    csrf: csrfFor(options),
     maxAgeMs: maxAge * 1000,
     idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeout * 1000,
     absoluteTimeoutMs: absoluteTimeout === undefined ? undefined : absoluteTimeout * 1000,

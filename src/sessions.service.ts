@@ -70,8 +70,7 @@ export class SessionsService {
       handle.watch();
     }
     handle.context ??= context;
-    handle.assertNotCrossSite(context);
-    return handle.load();
+    return handle.loadFor(context);
   }
 
   /** @internal A new handle on a request that has none; the interceptor and `load()` share it. */

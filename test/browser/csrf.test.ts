@@ -34,22 +34,31 @@ describe.skipIf(!hasChromium).each(PLATFORMS)('cross-site requests in Chromium, 
   afterAll(() => browser?.close());
 
   /** An app at one origin, a logged-in victim's page on it, and the attacker's site on another port. */
-  async function scene(csrf: boolean) {
-    const app: INestApplication = await appOn(platform)({ secret: SECRET, ...(csrf ? {} : { csrf: false }) });
+  async function scene(csrf: boolean | 'requireToken') {
+    const app: INestApplication = await appOn(platform)({
+      secret: SECRET,
+      ...(csrf === 'requireToken' ? { csrf: { requireToken: true } } : csrf ? {} : { csrf: false }),
+    });
     await app.listen(0, '127.0.0.1');
     const origin = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
     const attacker = await attackerSite(origin);
     const context = await browser.newContext();
     const page = await context.newPage();
     page.setDefaultTimeout(5_000);
-    await page.goto(`${origin}/page`);
-    const logIn = await page.evaluate(async () => (await fetch('/write', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"value":"victim"}' })).status);
+    // The victim's session is started by a page with a token, which a later write must carry under requireToken.
+    await page.goto(`${origin}/token-page`);
+    const pageToken = async () => (await page.getAttribute('meta[name="csrf-token"]', 'content'))!;
+    const logIn = await page.evaluate(
+      async (token) => (await fetch('/write', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': token }, body: '{"value":"victim"}' })).status,
+      await pageToken(),
+    );
     expect(logIn).toBe(201);
     const session = async (p: Page) => ((await (await p.goto(`${origin}/all`))!.json()) as Record<string, unknown>);
     return {
       origin,
       attacker,
       page,
+      pageToken,
       session,
       close: async () => {
         await context.close();
@@ -89,6 +98,28 @@ describe.skipIf(!hasChromium).each(PLATFORMS)('cross-site requests in Chromium, 
     try {
       await submitAttackerForm(page, attacker.origin);
       expect(await session(page)).toEqual({ value: 'victim', pwned: true });
+    } finally {
+      await close();
+    }
+  });
+
+  it('with requireToken, the own form with its token and a fetch with the header go through; without the token, a 403', async () => {
+    const { origin, attacker, page, pageToken, session, close } = await scene('requireToken');
+    try {
+      await submitAttackerForm(page, attacker.origin);
+      expect(await page.evaluate('document.body.innerText')).toMatch(/Cross-site request refused/);
+      await page.goto(`${origin}/token-page`);
+      await Promise.all([page.waitForURL(/\/pwn$/), page.evaluate("document.getElementById('t').submit()")]);
+      expect(await page.evaluate('document.body.innerText')).toMatch(/"ok":true/);
+      expect(await session(page)).toEqual({ value: 'victim', pwned: true });
+      await page.goto(`${origin}/token-page`);
+      const statuses = await page.evaluate(async (token) => {
+        const send = (headers: Record<string, string>, value: string) =>
+          fetch('/write', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ value }) }).then((r) => r.status);
+        return [await send({}, 'no token'), await send({ 'x-csrf-token': token }, 'fetched')];
+      }, await pageToken());
+      expect(statuses).toEqual([403, 201]);
+      expect(await session(page)).toEqual({ value: 'fetched', pwned: true });
     } finally {
       await close();
     }

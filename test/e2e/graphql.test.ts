@@ -4,7 +4,7 @@ import { Args, GraphQLModule, Int, Mutation, Query, Resolver } from '@nestjs/gra
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InMemorySessionStore, Session, SessionsModule, SkipCsrf } from '../../src/index.js';
+import { InMemorySessionStore, Session, SessionsModule, SkipCsrf, type SessionsModuleOptions } from '../../src/index.js';
 import { RecordingLogger, SECRET, setCookies } from '../fixtures/app.js';
 
 @Resolver()
@@ -19,6 +19,11 @@ class CounterResolver {
     const count = session.get('count', 0) + by;
     session.set('count', count);
     return count;
+  }
+
+  @Query(() => String)
+  csrfToken(@Session() session: Session): string {
+    return session.csrfToken();
   }
 
   @Query(() => String)
@@ -47,10 +52,10 @@ class CounterResolver {
   }
 }
 
-async function graphqlApp(context: ApolloDriverConfig['context'], logger = new RecordingLogger()): Promise<INestApplication> {
+async function graphqlApp(context: ApolloDriverConfig['context'], logger = new RecordingLogger(), options: Partial<SessionsModuleOptions> = {}): Promise<INestApplication> {
   @Module({
     imports: [
-      SessionsModule.forRoot({ secret: SECRET, store: new InMemorySessionStore() }),
+      SessionsModule.forRoot({ secret: SECRET, store: new InMemorySessionStore(), ...options }),
       GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, context }),
     ],
     providers: [CounterResolver],
@@ -115,6 +120,29 @@ describe('GraphQL resolvers (Apollo on Express)', () => {
     const res = await request(app.getHttpServer()).post('/graphql').send({ query: '{ hello }' }).expect(200);
     expect(res.body).toEqual({ data: { hello: 'world' } });
     expect(setCookies(res)).toEqual([]);
+  });
+});
+
+describe('GraphQL with requireToken', () => {
+  it('a resolver that takes the session needs the token over POST (queries too); a GET query issues it', async () => {
+    const app = await graphqlApp(({ req, res }: { req: unknown; res: unknown }) => ({ req, res }), new RecordingLogger(), { csrf: { requireToken: true } });
+    try {
+      const agent = request.agent(app.getHttpServer());
+      // GraphQL queries go by POST too: a resolver that takes the session needs the token there as well.
+      const issued = await agent.post('/graphql').send({ query: '{ csrfToken }' }).expect(200);
+      expect(JSON.stringify(issued.body.errors)).toMatch(/no anti-forgery token in the x-csrf-token header/);
+      const page = await agent.get('/graphql').query({ query: '{ csrfToken }' }).set('apollo-require-preflight', 'true').expect(200);
+      const token = page.body.data.csrfToken as string;
+      const refused = await agent.post('/graphql').send({ query: 'mutation { increment }' }).expect(200);
+      expect(refused.body.data).toBeNull();
+      expect(JSON.stringify(refused.body.errors)).toMatch(/no anti-forgery token/);
+      expect((await agent.post('/graphql').set('x-csrf-token', token).send({ query: 'mutation { increment }' }).expect(200)).body).toEqual({ data: { increment: 1 } });
+      const wrong = await agent.post('/graphql').set('x-csrf-token', token.slice(0, -2)).send({ query: 'mutation { increment }' }).expect(200);
+      expect(JSON.stringify(wrong.body.errors)).toMatch(/does not match this session/);
+      expect((await agent.post('/graphql').set('x-csrf-token', token).send({ query: '{ count hello }' })).body).toEqual({ data: { count: 1, hello: 'world' } });
+    } finally {
+      await app.close();
+    }
   });
 });
 

@@ -62,6 +62,36 @@ describe('the csrf option', () => {
     },
   );
 
+  it('takes requireToken, tokenHeader and tokenField, with defaults', () => {
+    const secret = 'csrf-option-test-secret-0123456789-abcdef';
+    expect(resolveSessionsConfig(secret).csrf).toMatchObject({ requireToken: false, tokenHeader: 'x-csrf-token', tokenField: '_csrf' });
+    expect(resolveSessionsConfig({ secret, csrf: { requireToken: true, tokenHeader: 'X-XSRF-TOKEN', tokenField: 'authenticity_token' } }).csrf).toMatchObject({
+      requireToken: true,
+      tokenHeader: 'x-xsrf-token',
+      tokenField: 'authenticity_token',
+    });
+  });
+
+  it.each([
+    [{ requireToken: 'yes' }, /csrf.requireToken must be true or false/],
+    [{ tokenHeader: 'x csrf' }, /csrf.tokenHeader "x csrf" is not a valid header name/],
+    [{ tokenHeader: 'Cookie' }, /csrf.tokenHeader cannot be "cookie"/],
+    [{ tokenField: '' }, /csrf.tokenField "" must be a form field name/],
+    [{ tokenField: '__proto__' }, /csrf.tokenField "__proto__"/],
+    [{ trustedOrigin: ['https://app.example.com'] }, /csrf has no option "trustedOrigin"/],
+    ['on', /csrf must be false or/],
+  ])('a bad csrf option (%j) fails at startup, saying what is wrong', (csrf, message) => {
+    const secret = 'csrf-option-test-secret-0123456789-abcdef';
+    expect(() => resolveSessionsConfig({ secret, csrf: csrf as never })).toThrow(message);
+  });
+
+  it('requireToken with the header transport fails at startup: there is nothing to forge', () => {
+    const secret = 'csrf-option-test-secret-0123456789-abcdef';
+    expect(() => resolveSessionsConfig({ secret, transport: { header: 'x-session-id' }, csrf: { requireToken: true } })).toThrow(
+      /csrf.requireToken does not apply to the header transport/,
+    );
+  });
+
   it('normalizes origins to scheme, host and port', () => {
     expect(normalizeOrigin('HTTPS://Example.COM:443')).toBe('https://example.com');
     expect(normalizeOrigin('http://127.0.0.1:8081')).toBe('http://127.0.0.1:8081');
