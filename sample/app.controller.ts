@@ -18,6 +18,15 @@ export class AppController {
     return { visits, user: session.get('user')?.name ?? null };
   }
 
+  /**
+   * The session's anti-forgery token, for API clients and scripts: send it back in the x-csrf-token
+   * header with every POST and DELETE. The first call starts the session.
+   */
+  @Get('csrf-token')
+  csrfToken(@Session() session: Session<AppSession>) {
+    return { token: session.csrfToken() };
+  }
+
   /** Reading alone sends no cookie and writes nothing. */
   @Get('cart')
   cart(@Session() session: Session<AppSession>) {
@@ -40,12 +49,15 @@ export class AppController {
     return { items: [] };
   }
 
-  /** New ID on login, so an ID planted before it is worth nothing after it. */
+  /**
+   * New ID on login, so an ID planted before it is worth nothing after it; the anti-forgery secret is
+   * new too, so the response carries the token to use from now on.
+   */
   @Post('login')
   login(@Session() session: Session<AppSession>, @Body() body: { name?: string }) {
     session.regenerate();
     session.set('user', { name: body?.name || 'guest', since: new Date().toISOString() });
-    return { loggedIn: true };
+    return { loggedIn: true, csrfToken: session.csrfToken() };
   }
 
   @Post('logout')

@@ -1,8 +1,9 @@
-import { Body, Controller, Get, Header, Post, type INestApplication } from '@nestjs/common';
+import { Body, Controller, Get, Header, Post, UseInterceptors, type INestApplication } from '@nestjs/common';
+import { AnyFilesInterceptor } from '@nestjs/platform-express';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InMemorySessionStore, Session, SkipCsrf, type SessionsModuleOptions } from '../../src/index.js';
-import { appOn, GuardedController, LoadsSessionGuard, PLATFORMS, ProbeController, SECRET, sessionCookie, setCookies } from '../fixtures/app.js';
+import { appOn, AuthService, ChainController, MarksAfterInterceptor, SignsInGuard, GuardedController, LoadsSessionGuard, PLATFORMS, ProbeController, SECRET, sessionCookie, setCookies, VisitsModule } from '../fixtures/app.js';
 
 /** Pages that issue tokens, and the lifecycle calls that replace them. */
 @Controller('forms')
@@ -28,6 +29,14 @@ class FormsController {
   @Post('logout')
   logout(@Session() session: Session) {
     session.destroy();
+    return { ok: true };
+  }
+
+  /** A multipart form (Express): its fields are parsed by an interceptor inside the sessions interceptor. */
+  @Post('upload')
+  @UseInterceptors(AnyFilesInterceptor())
+  upload(@Session() session: Session, @Body() body: { note?: string }) {
+    session.set('note', body.note);
     return { ok: true };
   }
 
@@ -81,7 +90,11 @@ describe.each(PLATFORMS)('anti-forgery tokens on %s', (platform) => {
     });
 
     beforeAll(async () => {
-      app = await appOn(platform)(options(), { controllers: [ProbeController, GuardedController, FormsController], providers: [LoadsSessionGuard] });
+      app = await appOn(platform)(options(), {
+        controllers: [ProbeController, GuardedController, FormsController, ChainController],
+        providers: [LoadsSessionGuard, AuthService, SignsInGuard, MarksAfterInterceptor],
+        imports: [VisitsModule],
+      });
       http = app.getHttpServer();
       await app.init();
     });
@@ -166,6 +179,24 @@ describe.each(PLATFORMS)('anti-forgery tokens on %s', (platform) => {
       const { cookie, token } = await visit();
       await request(http).post('/guarded/count/1').set('Cookie', cookie).expect(403);
       await request(http).post('/guarded/count/2').set('Cookie', cookie).set('x-csrf-token', token).expect(201);
+    });
+
+    it('a middleware that loads the session needs the token: in the header on both platforms, in a form field only where the body is parsed before middleware (Express)', async () => {
+      const { cookie, token } = await visit();
+      await request(http).post('/chain/middleware').set('Cookie', cookie).expect(403);
+      const res = await request(http).post('/chain/middleware').set('Cookie', cookie).set('x-csrf-token', token).expect(201);
+      const form = await request(http).post('/chain/middleware').set('Cookie', cookie).type('form').send({ _csrf: token });
+      expect(form.status).toBe(platform === 'express' ? 201 : 403);
+      const saved = setCookies(res).length > 0 ? sessionCookie(res) : cookie;
+      expect((await data(saved)).visits).toBeGreaterThanOrEqual(1);
+    });
+
+    // Fastify has no multipart parser of its own.
+    if (platform === 'express') it('a multipart form: the token must come in the header, its fields are parsed too late', async () => {
+      const { cookie, token } = await visit();
+      const refused = await request(http).post('/forms/upload').set('Cookie', cookie).field('_csrf', token).field('note', 'n').expect(403);
+      expect(refused.body.message).toMatch(/no anti-forgery token/);
+      await request(http).post('/forms/upload').set('Cookie', cookie).set('x-csrf-token', token).field('note', 'n').expect(201);
     });
 
     it('@SkipCsrf() needs no token; a trusted origin still does', async () => {

@@ -189,6 +189,22 @@ export function describeServerStore(name: string, make: MakeStore): void {
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     });
 
+    it('the anti-forgery secret is kept in the store: a token issued once works on later requests and in another app, until regenerate', async () => {
+      const guarded = await newApp({ csrf: { requireToken: true } });
+      const res = await request(guarded).get('/csrf-token').expect(200);
+      const cookie = sessionCookie(res);
+      const token = res.body.token as string;
+      await request(guarded).post('/write').set('Cookie', cookie).send({ value: 1 }).expect(403);
+      await request(guarded).post('/write').set('Cookie', cookie).set('x-csrf-token', token).send({ value: 1 }).expect(201);
+      await request(guarded).post('/cart/items').set('Cookie', cookie).set('x-csrf-token', token).send({ sku: 'a' }).expect(201);
+      const other = await newApp({ csrf: { requireToken: true } });
+      await request(other).post('/write').set('Cookie', cookie).set('x-csrf-token', token).send({ value: 2 }).expect(201);
+      // The secret is not data: the handler's view of the session has only its own keys.
+      expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({ value: 2, items: ['a'] });
+      const renewed = sessionCookie(await request(guarded).post('/login').set('Cookie', cookie).set('x-csrf-token', token).send({ user: 'ann' }).expect(201));
+      await request(guarded).post('/write').set('Cookie', renewed).set('x-csrf-token', token).send({ value: 3 }).expect(403);
+    });
+
     it('works with the header transport: the signed ID travels in the header', async () => {
       const server = await newApp({ transport: { header: 'x-session-id' } });
       const write = await request(server).post('/write').send({ value: 'by header' }).expect(201);
