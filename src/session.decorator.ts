@@ -46,12 +46,12 @@ export function Session(): ParameterDecorator {
  * Found by the method's name, so a method decorator that replaced the function does not hide it.
  * Called once per handler.
  */
-export function takesSession(controller: Function, handler: Function): boolean {
+export function takesSession(controller: { prototype: unknown }, handler: { name: string }): boolean {
   for (let proto = controller.prototype as object | null; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
     for (const name of Reflect.ownKeys(proto)) {
       if (name === 'constructor') continue;
       const descriptor = Object.getOwnPropertyDescriptor(proto, name);
-      if (descriptor?.value === handler) return Reflect.getOwnMetadata(SESSION_PARAM, (proto as { constructor: Function }).constructor, name) !== undefined;
+      if (descriptor?.value === handler) return Reflect.getOwnMetadata(SESSION_PARAM, (proto as { constructor: object }).constructor, name) !== undefined;
     }
   }
   // Not a plain method of the class (an accessor or an instance property put it there): by its name.

@@ -23,7 +23,7 @@ import { httpPairOf, requestOf } from './transport/http.js';
 @Injectable()
 export class SessionsInterceptor implements NestInterceptor {
   /** Whether each handler takes `@Session()`: worked out on its first request, then one lookup. */
-  readonly #takes = new WeakMap<Function, boolean>();
+  readonly #takes = new WeakMap<object, boolean>();
 
   constructor(private readonly sessions: SessionsService) {}
 

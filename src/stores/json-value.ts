@@ -14,6 +14,7 @@ export const MAX_VALUE_DEPTH = 64;
 export const MAX_VALUE_COUNT = 100_000;
 
 /** NUL, or a surrogate without its pair: text that PostgreSQL's jsonb refuses. */
+// eslint-disable-next-line no-control-regex -- NUL is what this pattern looks for
 const JSONB_UNSAFE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 interface Frame {

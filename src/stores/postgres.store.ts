@@ -88,7 +88,6 @@ export function postgresSessionTableSql(options: { tableName?: string; schemaNam
  */
 export class PostgresSessionStore extends ServerSessionStore implements OnModuleInit, OnModuleDestroy {
   readonly #pool: PgPoolLike;
-  readonly #table: string;
   readonly #tableSql: string;
   readonly #createTable: boolean;
   readonly #pruneMs: number;
@@ -126,7 +125,6 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
     const t = `${identifier('schemaName', schemaName)}.${identifier('tableName', tableName)}`;
     this.#pool = pool;
     listenForErrors(pool, 'PostgresSessionStore');
-    this.#table = t;
     this.#tableSql = postgresSessionTableSql({ tableName, schemaName });
     this.#createTable = createTableIfMissing === true;
     this.#pruneMs = pruneInterval * 1000;

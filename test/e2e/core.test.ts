@@ -472,7 +472,7 @@ describe.each(PLATFORMS)('on %s', (platform) => {
   ])('expiry with the %s store (fake clock)', (_name, makeStore) => {
     afterEach(() => vi.useRealTimers());
 
-    async function withApp(options: Partial<SessionsModuleOptions>, run: (http: any) => Promise<void>) {
+    async function withApp(options: Partial<SessionsModuleOptions>, run: (http: ReturnType<INestApplication['getHttpServer']>) => Promise<void>) {
       const app = await createApp({ secret: SECRET, store: makeStore(), ...options });
       try {
         await run(app.getHttpServer());

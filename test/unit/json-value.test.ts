@@ -47,6 +47,7 @@ describe('values a save refuses, naming the path to them', () => {
     ['a symbol', Symbol('s'), /k is a symbol/],
     ['a BigInt', 10n, /k is a BigInt/],
     ['undefined in an array', [1, undefined], /k\[1\] is undefined, which JSON would store as null/],
+    // eslint-disable-next-line no-sparse-arrays -- the hole is the point
     ['a hole in an array', [1, , 3], /k has a hole at index 1/],
     ['an invalid Date', new Date(NaN), /k is an invalid Date/],
     ['an object with toJSON', { toJSON: () => 'x' }, /k\.toJSON is a function|has a toJSON method/],
