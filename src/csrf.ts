@@ -61,15 +61,23 @@ export interface TokenPlaces {
 
 /**
  * The token check of `requireToken`, for a state-changing request that passed the cross-site check:
- * the request must carry a token of the session's secret. `secret` is null while the session is not
- * loaded yet: then only a missing token can be refused (before anything is read). Returns undefined when
- * the request passes, or why it does not.
+ * the request must carry a token of the session's secret (one of them: a secret derived under each key
+ * of the keyring). `secret` is null while the session is not loaded yet: then only a missing token can
+ * be refused (before anything is read); undefined when the request has no session. Returns undefined
+ * when the request passes, or why it does not.
  */
-export function tokenRefusal(method: string, token: string | undefined, secret: string | undefined | null, places: TokenPlaces): string | undefined {
+export function tokenRefusal(
+  method: string,
+  token: string | undefined,
+  secret: string | readonly string[] | undefined | null,
+  places: TokenPlaces,
+): string | undefined {
   if (!changesState(method)) return undefined;
   if (token === undefined || token === '') return `no anti-forgery token in the ${places.tokenHeader} header or the ${places.tokenField} field`;
   if (secret === null) return undefined;
-  if (secret === undefined) return 'the anti-forgery token was not issued for this session (it has none: the session is new, or it was regenerated)';
+  if (secret === undefined) {
+    return 'the request came without a session (no session cookie, or one that expired or ended), so no anti-forgery token can be its own';
+  }
   if (!csrfTokenMatches(secret, token)) return `the anti-forgery token does not match this session`;
   return undefined;
 }

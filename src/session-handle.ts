@@ -1,5 +1,6 @@
 import { ForbiddenException, type ExecutionContext } from '@nestjs/common';
 import { crossSiteRefusal, normalizeOrigin, SKIP_CSRF, tokenRefusal } from './csrf.js';
+import { derivedCsrfSecret } from './crypto/csrf-token.js';
 import { TrackedSession, type SessionPatch } from './session.js';
 import { isLive, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
@@ -127,9 +128,18 @@ export class SessionHandle {
       if (!loaded) this.service.logger.debug?.('A session token did not open (unknown, expired or not ours); starting a new session');
     }
     this.#loaded = loaded;
-    const session = new TrackedSession(loaded?.data, loaded?.id, () => this.save());
-    // The token is judged against the secret as stored, once, before any caller can change it.
-    if (this.service.config.csrf?.requireToken) this.#tokenVerdict = this.#tokenReason(session._csrfSecret()) ?? null;
+    const { keyring } = this.service.config;
+    const session = new TrackedSession(loaded?.data, loaded?.id, {
+      save: () => this.save(),
+      csrfSecretOf: (id) => derivedCsrfSecret(keyring.current.csrfKey, id),
+    });
+    // The token is judged against the session as loaded, once, before any caller can change it: its
+    // stored secret, or else the one its ID gives under each of the keyring's secrets.
+    if (this.service.config.csrf?.requireToken) {
+      const stored = session._csrfSecret();
+      const secrets = stored !== undefined ? [stored] : loaded ? keyring.keys.map((key) => derivedCsrfSecret(key.csrfKey, loaded.id)) : undefined;
+      this.#tokenVerdict = this.#tokenReason(secrets) ?? null;
+    }
     return (this.session = session);
   }
 
@@ -149,11 +159,15 @@ export class SessionHandle {
     const csrf = this.service.config.csrf;
     if (!csrf) return;
     let reason = (this.#crossSite ??= this.#crossSiteReason(csrf.trustedOrigins) ?? null);
-    if (reason === null && csrf.requireToken) reason = loaded ? this.#tokenVerdict ?? null : this.#tokenReason(null) ?? null;
+    let what = 'Cross-site request refused';
+    if (reason === null && csrf.requireToken) {
+      reason = loaded ? (this.#tokenVerdict ?? null) : (this.#tokenReason(null) ?? null);
+      what = 'Request refused';
+    }
     if (reason === null) return;
     if (context && (Reflect.getMetadata(SKIP_CSRF, context.getHandler()) || Reflect.getMetadata(SKIP_CSRF, context.getClass()))) return;
-    this.service.logger.debug?.(`Cross-site request refused (${this.#route()}): ${reason}`);
-    throw new ForbiddenException(`Cross-site request refused: ${reason}`);
+    this.service.logger.debug?.(`${what} (${this.#route()}): ${reason}`);
+    throw new ForbiddenException(`${what}: ${reason}`);
   }
 
   /** A request whose method cannot be told is treated as one that changes state. */
@@ -177,8 +191,8 @@ export class SessionHandle {
     );
   }
 
-  /** The token check against `secret` (null: not loaded yet, so only a missing token is judged). */
-  #tokenReason(secret: string | undefined | null): string | undefined {
+  /** The token check against the session's secrets (null: not loaded yet, so only a missing token is judged). */
+  #tokenReason(secret: readonly string[] | undefined | null): string | undefined {
     const csrf = this.service.config.csrf!;
     return tokenRefusal(this.#method(), this.#presentedToken(csrf.tokenHeader, csrf.tokenField), secret, csrf);
   }

@@ -1,4 +1,12 @@
 import { isCsrfSecret, maskCsrfToken, newCsrfSecret } from './crypto/csrf-token.js';
+
+/** @internal How a session attached to a request finds what it needs beyond its data. */
+export interface SessionWiring {
+  /** What `save()` calls. */
+  readonly save?: () => Promise<void>;
+  /** The anti-forgery secret of the stored session `id`, derived under the current key. */
+  readonly csrfSecretOf?: (id: string) => string;
+}
 import { SessionKeyError } from './sessions.errors.js';
 
 /**
@@ -74,8 +82,8 @@ export interface SessionOf<T extends object = SessionData> {
   /**
    * An anti-forgery token for this session, to put in a form (`<input type="hidden" name="_csrf">`) or
    * send in the `x-csrf-token` header. Each call gives a different string (masked afresh), and every one
-   * is valid until the session's secret changes: on `regenerate()` and `destroy()`. The first call
-   * creates the secret, which is a change: the session is saved (a new one is created).
+   * is valid until the session's ID changes: on `regenerate()` and `destroy()`. For a stored session it
+   * is no change (its secret is derived from its ID); for a new one it is: the session is created.
    */
   csrfToken(): string;
 }
@@ -99,7 +107,8 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
   #restart = false;
   #id: string | undefined;
   #saver: (() => Promise<void>) | undefined;
-  /** The anti-forgery secret, kept apart from the data the handler sees. */
+  #csrfSecretOf: ((id: string) => string) | undefined;
+  /** The anti-forgery secret stored with the session (one issued before it had an ID), kept apart from the data the handler sees. */
   #csrf: string | undefined;
   /** What #csrf was at the last save, while it differs: then the secret is saved (or removed). */
   #csrfBefore: { value: string | undefined } | undefined;
@@ -107,9 +116,9 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
   /**
    * @param data the stored data (taken over, not copied)
    * @param id the ID of a stored session; undefined for a new one
-   * @param saver what `save()` calls; wired by the module
+   * @param wiring what `save()` calls and how the anti-forgery secret is derived; given by the module
    */
-  constructor(data?: Partial<T> | SessionData, id?: string, saver?: () => Promise<void>) {
+  constructor(data?: Partial<T> | SessionData, id?: string, wiring?: SessionWiring) {
     this.#values = new Map(data ? Object.entries(data) : undefined);
     if (this.#values.has(CSRF_KEY)) {
       const secret = this.#values.get(CSRF_KEY);
@@ -118,7 +127,8 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
       if (isCsrfSecret(secret)) this.#csrf = secret;
     }
     this.#id = id;
-    this.#saver = saver;
+    this.#saver = wiring?.save;
+    this.#csrfSecretOf = wiring?.csrfSecretOf;
   }
 
   /** The session's ID; undefined until the session is first saved. */
@@ -261,15 +271,20 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
   }
 
   csrfToken(): string {
-    if (this.#csrf === undefined) {
-      this.#revive();
-      this.#csrfBefore ??= { value: undefined };
-      this.#csrf = newCsrfSecret();
+    if (this.#csrf !== undefined) return maskCsrfToken(this.#csrf);
+    // A stored session keeping its ID: the secret follows from the ID, so nothing is written and two
+    // requests asking at once get tokens of the same secret.
+    if (this.#id !== undefined && this.#csrfSecretOf && !this.#regenerate && !this.#destroyed) {
+      return maskCsrfToken(this.#csrfSecretOf(this.#id));
     }
+    // No ID yet (or a new one to come): a random secret, saved with the session.
+    this.#revive();
+    this.#csrfBefore ??= { value: undefined };
+    this.#csrf = newCsrfSecret();
     return maskCsrfToken(this.#csrf);
   }
 
-  /** @internal The anti-forgery secret, if the session has one. */
+  /** @internal The anti-forgery secret stored with the session, if any (else it is derived from the ID). */
   _csrfSecret(): string | undefined {
     return this.#csrf;
   }

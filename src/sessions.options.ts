@@ -217,7 +217,7 @@ function csrfOption(input: unknown): CsrfConfig | undefined {
   }
   if (RESERVED_HEADERS.has(tokenHeader.toLowerCase())) fail(`csrf.tokenHeader cannot be "${tokenHeader.toLowerCase()}": HTTP uses it for something else`);
   if (typeof tokenField !== 'string' || !/^[A-Za-z_$][\w$-]*$/.test(tokenField) || tokenField === '__proto__') {
-    fail(`csrf.tokenField ${JSON.stringify(tokenField)} must be a form field name of letters, digits, "_", "-" and "$"`);
+    fail(`csrf.tokenField ${JSON.stringify(tokenField)} must be a form field name: a letter, "_" or "$", then letters, digits, "_", "-" or "$"`);
   }
   return { trustedOrigins: origins, requireToken, tokenHeader: tokenHeader.toLowerCase(), tokenField };
 }

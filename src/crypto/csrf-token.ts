@@ -1,11 +1,13 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { randomToken, randomView } from './random.js';
 
 /**
- * Anti-forgery tokens bound to a session (the synchronizer-token pattern). Each session that asks for
- * one gets a random secret of its own, kept with its data; a token is that secret masked with fresh
- * random bytes (`mask || mask XOR secret`), so every page gets a different string and a compression side
- * channel (BREACH) that recovers bytes repeated across responses learns nothing from it.
+ * Anti-forgery tokens bound to a session (the synchronizer-token pattern). A stored session's secret is
+ * derived from its ID under a server key (nothing stored, the same in every request and process); a
+ * session that asks for a token before it has an ID gets a random secret, kept with its data until its
+ * next regenerate. A token is the secret masked with fresh random bytes (`mask || mask XOR secret`), so
+ * every page gets a different string and a compression side channel (BREACH) that recovers bytes
+ * repeated across responses learns nothing from it.
  */
 
 /** Bytes of a session's anti-forgery secret. */
@@ -20,6 +22,11 @@ const SECRET_SHAPE = new RegExp(`^[A-Za-z0-9_-]{${SECRET_CHARS}}$`);
 /** A new secret for a session, base64url. */
 export function newCsrfSecret(): string {
   return randomToken(CSRF_SECRET_BYTES);
+}
+
+/** The secret of the stored session `id` under `key` (one of the keyring's `csrfKey`s). */
+export function derivedCsrfSecret(key: Buffer, id: string): string {
+  return createHmac('sha256', key).update(id).digest().toString('base64url');
 }
 
 /** Whether a stored value can be a secret (a session stored by hand, or tampered with, may hold anything). */
@@ -40,12 +47,17 @@ export function maskCsrfToken(secret: string): string {
  * Whether `token` is a token of `secret`. Only the canonical spelling of exactly one token is accepted
  * (no padding, no other alphabet, no trailing bits), and the secrets are compared in constant time.
  */
-export function csrfTokenMatches(secret: string, token: string): boolean {
+export function csrfTokenMatches(secret: string | readonly string[], token: string): boolean {
   if (!TOKEN_SHAPE.test(token)) return false;
   const bytes = Buffer.from(token, 'base64url');
   if (bytes.length !== 2 * CSRF_SECRET_BYTES || bytes.toString('base64url') !== token) return false;
   const unmasked = Buffer.allocUnsafe(CSRF_SECRET_BYTES);
   for (let i = 0; i < CSRF_SECRET_BYTES; i++) unmasked[i] = bytes[i]! ^ bytes[CSRF_SECRET_BYTES + i]!;
-  const expected = Buffer.from(secret, 'base64url');
-  return expected.length === CSRF_SECRET_BYTES && timingSafeEqual(unmasked, expected);
+  let matches = false;
+  // Every candidate is compared (one per secret of the keyring), whichever matches.
+  for (const candidate of typeof secret === 'string' ? [secret] : secret) {
+    const expected = Buffer.from(candidate, 'base64url');
+    if (expected.length === CSRF_SECRET_BYTES && timingSafeEqual(unmasked, expected)) matches = true;
+  }
+  return matches;
 }

@@ -9,6 +9,7 @@ export const HKDF_SALT = 'nest-sessions';
 export const HKDF_INFO_SIGN = 'nest-sessions v1 session-id signature';
 export const HKDF_INFO_SEAL = 'nest-sessions v1 cookie seal';
 export const HKDF_INFO_KEY_ID = 'nest-sessions v1 key id';
+export const HKDF_INFO_CSRF = 'nest-sessions v1 csrf secret';
 
 export const MIN_SECRET_LENGTH = 32;
 /** The least entropy a secret may show by its characters' frequencies (see secretBits). */
@@ -28,6 +29,8 @@ export interface SessionKey {
   readonly signKey: Buffer;
   /** AES-256-GCM key for sealing cookie sessions. */
   readonly sealKey: Buffer;
+  /** HMAC-SHA256 key that derives a stored session's anti-forgery secret from its ID. */
+  readonly csrfKey: Buffer;
 }
 
 function derive(secret: string, info: string): Buffer {
@@ -45,6 +48,7 @@ export class Keyring {
       legacyId: createHash('sha256').update(HKDF_SALT).update('\0key-id\0').update(secret).digest().subarray(0, 4),
       signKey: derive(secret, HKDF_INFO_SIGN),
       sealKey: derive(secret, HKDF_INFO_SEAL),
+      csrfKey: derive(secret, HKDF_INFO_CSRF),
     }));
   }
 

@@ -26,6 +26,13 @@ class FormsController {
     return { token: session.csrfToken() };
   }
 
+  /** A new ID, and no token issued in this request: the next ones are derived from the new ID. */
+  @Post('renew')
+  renew(@Session() session: Session) {
+    session.regenerate();
+    return { ok: true };
+  }
+
   @Post('logout')
   logout(@Session() session: Session) {
     session.destroy();
@@ -116,7 +123,7 @@ describe.each(PLATFORMS)('anti-forgery tokens on %s', (platform) => {
     it('a state-changing request without a token is refused with a 403 that says why', async () => {
       const { cookie } = await visit();
       const res = await request(http).post('/write').set('Cookie', cookie).send({ value: 'forged' }).expect(403);
-      expect(res.body.message).toBe('Cross-site request refused: no anti-forgery token in the x-csrf-token header or the _csrf field');
+      expect(res.body.message).toBe('Request refused: no anti-forgery token in the x-csrf-token header or the _csrf field');
       expect(setCookies(res)).toEqual([]);
       expect(await data(cookie)).toEqual({});
     });
@@ -146,15 +153,15 @@ describe.each(PLATFORMS)('anti-forgery tokens on %s', (platform) => {
     });
 
     it.each([
-      ['a tampered token', (t: string) => `${t.slice(0, 10)}${t[10] === 'A' ? 'B' : 'A'}${t.slice(11)}`],
-      ['a truncated token', (t: string) => t.slice(0, -1)],
-      ['an oversize token', (t: string) => t.repeat(50)],
-      ['a token of another session', () => ''],
-    ])('%s is refused: the session is read but neither changed nor refreshed', async (name, alter) => {
+      ['a tampered token', async (t: string) => `${t.slice(0, 10)}${t[10] === 'A' ? 'B' : 'A'}${t.slice(11)}`],
+      ['a truncated token', async (t: string) => t.slice(0, -1)],
+      ['an oversize token', async (t: string) => t.repeat(50)],
+      ['a token of another session', async () => (await visit()).token],
+    ])('%s is refused: no cookie is set and nothing is written', async (_name, alter) => {
       const { cookie, token } = await visit();
-      const presented = name === 'a token of another session' ? (await visit()).token : alter(token);
+      const presented = await alter(token);
       const res = await request(http).post('/write').set('Cookie', cookie).set('x-csrf-token', presented).send({ value: 'forged' }).expect(403);
-      expect(res.body.message).toBe('Cross-site request refused: the anti-forgery token does not match this session');
+      expect(res.body.message).toBe('Request refused: the anti-forgery token does not match this session');
       expect(setCookies(res)).toEqual([]);
       expect(await data(cookie)).toEqual({});
     });
@@ -168,11 +175,23 @@ describe.each(PLATFORMS)('anti-forgery tokens on %s', (platform) => {
       await request(http).post('/write').set('Cookie', after).set('x-csrf-token', login.body.token).send({ value: 'mine' }).expect(201);
     });
 
+    it("a stored session's tokens cost no write, and requests asking at once all get valid ones", async () => {
+      const { cookie, token } = await visit();
+      const renewed = sessionCookie(await request(http).post('/forms/renew').set('Cookie', cookie).set('x-csrf-token', token).expect(201));
+      const answers = await Promise.all(Array.from({ length: 4 }, () => request(http).get('/forms/token').set('Cookie', renewed).expect(200)));
+      for (const res of answers) {
+        expect(setCookies(res)).toEqual([]); // derived from the session's ID: nothing to store
+        await request(http).post('/write').set('Cookie', renewed).set('x-csrf-token', res.body.token).send({ value: 'ok' }).expect(201);
+      }
+      // The token from before the new ID is refused.
+      await request(http).post('/write').set('Cookie', renewed).set('x-csrf-token', token).send({ value: 'old' }).expect(403);
+    });
+
     it('after logout, the old cookie and its token are refused together (replay)', async () => {
       const { cookie, token } = await visit();
       await request(http).post('/forms/logout').set('Cookie', cookie).set('x-csrf-token', token).expect(201);
       const res = await request(http).post('/write').set('Cookie', cookie).set('x-csrf-token', token).send({ value: 'replayed' }).expect(403);
-      expect(res.body.message).toMatch(/was not issued for this session/);
+      expect(res.body.message).toMatch(/came without a session/);
     });
 
     it('a guard that loads the session is refused without the token, and passes with it', async () => {
@@ -250,7 +269,7 @@ describe.each(PLATFORMS)('anti-forgery tokens on %s', (platform) => {
         const cookie = sessionCookie(res);
         vi.setSystemTime(Date.now() + 61_000);
         const late = await request(http).post('/write').set('Cookie', cookie).set('x-csrf-token', res.body.token).send({ value: 1 }).expect(403);
-        expect(late.body.message).toMatch(/was not issued for this session/);
+        expect(late.body.message).toMatch(/came without a session/);
       } finally {
         await app.close();
       }

@@ -44,6 +44,13 @@ class CounterResolver {
     return session.isNew;
   }
 
+  /** A new session ID (a login would do this), in the middle of a request. */
+  @Mutation(() => Boolean)
+  relogin(@Session() session: Session): boolean {
+    session.regenerate();
+    return true;
+  }
+
   /** Changes the session, then fails with an error that is not the client's (nullable, so the rest of the data survives). */
   @Mutation(() => Int, { nullable: true })
   boom(@Session() session: Session<{ count: number; boom: boolean }>): number {
@@ -140,6 +147,16 @@ describe('GraphQL with requireToken', () => {
       const wrong = await agent.post('/graphql').set('x-csrf-token', token.slice(0, -2)).send({ query: 'mutation { increment }' }).expect(200);
       expect(JSON.stringify(wrong.body.errors)).toMatch(/does not match this session/);
       expect((await agent.post('/graphql').set('x-csrf-token', token).send({ query: '{ count hello }' })).body).toEqual({ data: { count: 1, hello: 'world' } });
+      // Without a token: the @SkipCsrf() field answers, the one that is not skipped is refused.
+      const mixed = await agent.post('/graphql').send({ query: '{ ping countOrNull }' }).expect(200);
+      expect(mixed.body.data).toEqual({ ping: false, countOrNull: null });
+      expect(JSON.stringify(mixed.body.errors)).toMatch(/no anti-forgery token/);
+      // A resolver that gives the session a new ID does not fail the next resolver's check: the token
+      // is judged once, against the session as it came.
+      const both = await agent.post('/graphql').set('x-csrf-token', token).send({ query: 'mutation { relogin increment }' }).expect(200);
+      expect(both.body).toEqual({ data: { relogin: true, increment: 2 } });
+      await agent.post('/graphql').set('x-csrf-token', token).send({ query: 'mutation { increment }' }).expect(200)
+        .then((res) => expect(JSON.stringify(res.body.errors)).toMatch(/does not match this session/));
     } finally {
       await app.close();
     }

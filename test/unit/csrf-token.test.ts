@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CSRF_TOKEN_CHARS, csrfTokenMatches, isCsrfSecret, maskCsrfToken, newCsrfSecret } from '../../src/crypto/csrf-token.js';
+import { CSRF_TOKEN_CHARS, csrfTokenMatches, derivedCsrfSecret, isCsrfSecret, maskCsrfToken, newCsrfSecret } from '../../src/crypto/csrf-token.js';
+import { Keyring } from '../../src/crypto/keyring.js';
 import { crossSiteRefusal, tokenRefusal } from '../../src/csrf.js';
 import { CSRF_KEY, TrackedSession } from '../../src/session.js';
 
@@ -106,7 +107,7 @@ describe('the decision with tokens (method × Sec-Fetch-Site × Origin × truste
     expect(tokenRefusal('POST', undefined, secret, PLACES)).toBe('no anti-forgery token in the x-csrf-token header or the _csrf field');
     expect(tokenRefusal('POST', '', null, PLACES)).toMatch(/no anti-forgery token/);
     expect(tokenRefusal('POST', maskCsrfToken(secret), null, PLACES)).toBeUndefined(); // not loaded yet: judged later
-    expect(tokenRefusal('POST', maskCsrfToken(secret), undefined, PLACES)).toMatch(/was not issued for this session/);
+    expect(tokenRefusal('POST', maskCsrfToken(secret), undefined, PLACES)).toMatch(/came without a session/);
     expect(tokenRefusal('POST', maskCsrfToken(newCsrfSecret()), secret, PLACES)).toBe('the anti-forgery token does not match this session');
   });
 });
@@ -191,5 +192,37 @@ describe("a session's anti-forgery secret", () => {
     kept.regenerate();
     kept._rollback();
     expect(kept._csrfSecret()).toBe(secret);
+  });
+});
+
+describe("a stored session's secret, derived from its ID", () => {
+  const keyring = new Keyring(['csrf-derivation-test-secret-0123456789-abc', 'an-older-secret-still-in-the-list-9876543210']);
+  const derive = (id: string) => derivedCsrfSecret(keyring.current.csrfKey, id);
+
+  it('is the same for the same ID and key, and differs by ID and by key', () => {
+    expect(derive('a')).toBe(derive('a'));
+    expect(isCsrfSecret(derive('a'))).toBe(true);
+    expect(derive('a')).not.toBe(derive('b'));
+    expect(derivedCsrfSecret(keyring.keys[1]!.csrfKey, 'a')).not.toBe(derive('a'));
+  });
+
+  it('gives a stored session tokens without a change; a regenerate or a new session stores a random one', () => {
+    const stored = new TrackedSession({ a: 1 }, 'id-1', { csrfSecretOf: derive });
+    expect(csrfTokenMatches(derive('id-1'), stored.csrfToken())).toBe(true);
+    expect(stored.isModified).toBe(false);
+    expect(stored._csrfSecret()).toBeUndefined();
+    stored.regenerate();
+    const token = stored.csrfToken();
+    expect(csrfTokenMatches(derive('id-1'), token)).toBe(false);
+    expect(csrfTokenMatches(stored._csrfSecret()!, token)).toBe(true);
+    const fresh = new TrackedSession({}, undefined, { csrfSecretOf: derive });
+    fresh.csrfToken();
+    expect(fresh.isModified).toBe(true);
+  });
+
+  it('a token derived under an older secret of the keyring still matches the list of candidates', () => {
+    const candidates = keyring.keys.map((key) => derivedCsrfSecret(key.csrfKey, 'id-1'));
+    expect(csrfTokenMatches(candidates, maskCsrfToken(derivedCsrfSecret(keyring.keys[1]!.csrfKey, 'id-1')))).toBe(true);
+    expect(csrfTokenMatches(candidates, maskCsrfToken(derivedCsrfSecret(keyring.keys[1]!.csrfKey, 'id-2')))).toBe(false);
   });
 });
