@@ -15,3 +15,9 @@ export const SESSION_HANDLE = Symbol.for('nest-sessions:handle');
 
 /** @internal Metadata key, on a controller class by method name: the index of the `@Session()` parameter. */
 export const SESSION_PARAM = 'nest-sessions:session-param';
+
+/**
+ * @internal Marks the SessionsModule class of every copy of the package (the CommonJS and the ESM build),
+ * so that a registration of each copy in one app counts as two registrations.
+ */
+export const SESSIONS_MODULE_MARK = Symbol.for('nest-sessions:module');

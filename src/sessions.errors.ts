@@ -65,3 +65,29 @@ export class SessionStoreUnavailableError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * The CommonJS and the ESM build may both be loaded in one process (an app in one format, a library in
+ * the other), and each has its own error classes. So that `err instanceof SessionStoreUnavailableError`
+ * holds for an error thrown by the other copy (a store built against it), each class's prototype carries
+ * its name under a process-wide symbol, and `instanceof` on the class itself also accepts that mark.
+ * A subclass keeps the ordinary `instanceof`.
+ */
+const ERROR_KIND = Symbol.for('nest-sessions:error');
+
+function markAcrossCopies(cls: abstract new (...args: never[]) => Error, kind: string): void {
+  Object.defineProperty(cls.prototype, ERROR_KIND, { value: kind });
+  Object.defineProperty(cls, Symbol.hasInstance, {
+    value(this: Function, value: unknown): boolean {
+      if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+      return this === cls && typeof value === 'object' && value !== null && (value as { [ERROR_KIND]?: unknown })[ERROR_KIND] === kind;
+    },
+  });
+}
+
+markAcrossCopies(SessionsConfigError, 'SessionsConfigError');
+markAcrossCopies(SessionKeyError, 'SessionKeyError');
+markAcrossCopies(SessionSerializationError, 'SessionSerializationError');
+markAcrossCopies(SessionsNotConfiguredError, 'SessionsNotConfiguredError');
+markAcrossCopies(SessionTooLargeError, 'SessionTooLargeError');
+markAcrossCopies(SessionStoreUnavailableError, 'SessionStoreUnavailableError');

@@ -1,6 +1,6 @@
 import { Inject, Module, type DynamicModule } from '@nestjs/common';
 import { APP_INTERCEPTOR, ModulesContainer } from '@nestjs/core';
-import { SESSION_STORE, SESSIONS_CONFIG, SESSIONS_OPTIONS } from './sessions.constants.js';
+import { SESSION_STORE, SESSIONS_CONFIG, SESSIONS_MODULE_MARK, SESSIONS_OPTIONS } from './sessions.constants.js';
 import { SessionsConfigError } from './sessions.errors.js';
 import { SessionsInterceptor } from './sessions.interceptor.js';
 import {
@@ -41,11 +41,17 @@ export class SessionsModule extends SessionsConfigurableModule {
   constructor(@Inject(ModulesContainer) modules: ModulesContainer) {
     super();
     let registrations = 0;
-    for (const module of modules.values()) if (module.metatype === SessionsModule) registrations++;
-    if (registrations > 1) {
+    let otherCopies = 0;
+    for (const module of modules.values()) {
+      const metatype = module.metatype as { [SESSIONS_MODULE_MARK]?: unknown } | undefined;
+      if (metatype === SessionsModule) registrations++;
+      else if (metatype?.[SESSIONS_MODULE_MARK] === true) otherCopies++;
+    }
+    if (registrations + otherCopies > 1) {
       throw new SessionsConfigError(
-        `SessionsModule is registered ${registrations} times; import SessionsModule.forRoot() or forRootAsync() ` +
-          `once, in the root module (it is global, so every other module sees it)`,
+        `SessionsModule is registered ${registrations + otherCopies} times; import SessionsModule.forRoot() or forRootAsync() ` +
+          `once, in the root module (it is global, so every other module sees it)` +
+          (otherCopies > 0 ? `. ${otherCopies} of them came from the package's other build (CommonJS and ESM were both loaded)` : ''),
       );
     }
   }
@@ -68,3 +74,6 @@ export class SessionsModule extends SessionsConfigurableModule {
     return super.forRootAsync(options);
   }
 }
+
+// Read by the registration count above, in this copy of the package and in the other build.
+Object.defineProperty(SessionsModule, SESSIONS_MODULE_MARK, { value: true });

@@ -65,10 +65,12 @@ describe('the built package', () => {
 
   it('ships no @internal member in its type declarations', () => {
     const declarations = files().filter((f) => f.endsWith('.d.ts'));
-    expect(declarations).toContain('index.d.ts');
-    expect(declarations).toContain('stores/server-store.d.ts');
+    for (const build of ['esm', 'cjs']) {
+      expect(declarations).toContain(`${build}/index.d.ts`);
+      expect(declarations).toContain(`${build}/stores/server-store.d.ts`);
+    }
     const text = declarations.map(read).join('\n');
-    for (const internal of ['_pending', '_data(', '_rollback', '_committed', 'attach(', 'SessionHandle', 'PendingChange', 'storeContext', 'warnHeadersSent', 'warnNeverSaved', 'notHttp', 'takesSession', 'handleOfRequest', 'unavailable(']) {
+    for (const internal of ['_pending', '_data(', '_rollback', '_committed', 'attach(', 'SessionHandle', 'PendingChange', 'storeContext', 'warnHeadersSent', 'warnNeverSaved', 'notHttp', 'takesSession', 'handleOfRequest', 'unavailable(', 'SESSIONS_MODULE_MARK']) {
       expect(text, internal).not.toContain(internal);
     }
   });
