@@ -142,7 +142,22 @@ export class RedisCommandCounter {
   }
 }
 
-const WRITES = new Set(['evalsha', 'eval', 'set', 'setex', 'psetex', 'del', 'hset', 'hdel', 'expire', 'pexpire', 'pexpireat', 'expireat', 'unlink', 'getex']);
+const WRITES = new Set([
+  'evalsha',
+  'eval',
+  'set',
+  'setex',
+  'psetex',
+  'del',
+  'hset',
+  'hdel',
+  'expire',
+  'pexpire',
+  'pexpireat',
+  'expireat',
+  'unlink',
+  'getex',
+]);
 
 /** Reads and writes per request, from a commandstats delta. */
 export function perRequest(delta: Map<string, number>, requests: number): { reads: number; writes: number; detail: string } {

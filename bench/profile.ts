@@ -31,7 +31,12 @@ await new Promise<void>((resolve) => {
 });
 type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number } };
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;
-const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[]; startTime: number };
+const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+};
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const self = new Map<string, number>();
 let at = profile.startTime;
@@ -39,7 +44,9 @@ profile.samples.forEach((id, i) => {
   at += profile.timeDeltas[i] ?? 0;
   if (at < from || at > to) return;
   const frame = byId.get(id)!.callFrame;
-  const where = frame.url ? `${frame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/bench\/dist\//, '')}:${frame.lineNumber}` : '';
+  const where = frame.url
+    ? `${frame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/bench\/dist\//, '')}:${frame.lineNumber}`
+    : '';
   const key = `${frame.functionName || '(anonymous)'} ${where}`;
   self.set(key, (self.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0));
 });
@@ -58,8 +65,11 @@ const owner = (key: string): string => {
 const groups = new Map<string, number>();
 for (const [key, t] of self) groups.set(owner(key), (groups.get(owner(key)) ?? 0) + t);
 const busy = total - (self.get('(idle) ') ?? 0);
-console.log(`${platform} ${kind} ${route}: ${Math.round(measured.rps)} req/s (profiled); ${(busy / measured.requests).toFixed(1)} µs of CPU per request; self time by owner:`);
+console.log(
+  `${platform} ${kind} ${route}: ${Math.round(measured.rps)} req/s (profiled); ${(busy / measured.requests).toFixed(1)} µs of CPU per request; self time by owner:`,
+);
 for (const [key, t] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`${cell(t)}  ${key}`);
 console.log('self time by function:');
-for (const [key, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_TOP ?? 30))) console.log(`${cell(t)}  ${key}`);
+for (const [key, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_TOP ?? 30)))
+  console.log(`${cell(t)}  ${key}`);
 rmSync(dir, { recursive: true, force: true });

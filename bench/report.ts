@@ -89,11 +89,19 @@ export function checkTargets(run: Run): TargetCheck[] {
     const noop = find(run, platform, 'noop-interceptor')?.routes.none;
     const alone = speedup(noop, ceiling);
     if (alone !== undefined) {
-      checks.push({ target: `${platform}: GET /none, one global no-op interceptor vs the ceiling (what any interceptor costs)`, measured: times(alone), met: undefined });
+      checks.push({
+        target: `${platform}: GET /none, one global no-op interceptor vs the ceiling (what any interceptor costs)`,
+        measured: times(alone),
+        met: undefined,
+      });
     }
     const both = speedup(find(run, platform, 'noop-plus-ours')?.routes.none, noop);
     if (both !== undefined) {
-      checks.push({ target: `${platform}: GET /none, an app with a no-op interceptor that adds nest-sessions, vs the same app without`, measured: times(both), met: undefined });
+      checks.push({
+        target: `${platform}: GET /none, an app with a no-op interceptor that adds nest-sessions, vs the same app without`,
+        measured: times(both),
+        met: undefined,
+      });
     }
     for (const kind of ['ours-memory', 'ours-cookie', 'ours-redis', 'ours-postgres'] as Kind[]) {
       const none = find(run, platform, kind)?.routes.none;
@@ -107,7 +115,11 @@ export function checkTargets(run: Run): TargetCheck[] {
       }
       const bare = speedup(none, ceiling);
       if (bare !== undefined) {
-        checks.push({ target: `${platform}: GET /none with the module (${LABELS[kind]}) vs the ceiling`, measured: times(bare), met: undefined });
+        checks.push({
+          target: `${platform}: GET /none with the module (${LABELS[kind]}) vs the ceiling`,
+          measured: times(bare),
+          met: undefined,
+        });
       }
     }
   }
@@ -137,7 +149,10 @@ export function checkTargets(run: Run): TargetCheck[] {
     });
   }
   const cookie = find(run, 'express', 'ours-cookie');
-  for (const [anchor, floor] of [['iron-session', 1], ['cookie-session', 0.9]] as [Kind, number][]) {
+  for (const [anchor, floor] of [
+    ['iron-session', 1],
+    ['cookie-session', 0.9],
+  ] as [Kind, number][]) {
     const other = find(run, 'express', anchor);
     for (const route of ['read', 'write'] as Route[]) {
       const x = speedup(cookie?.routes[route], other?.routes[route]);
@@ -194,12 +209,17 @@ function anchorTable(run: Run, platform: Platform): string[] {
 }
 
 function redisTable(run: Run): string[] {
-  const lines = ['| platform | scenario | route | Redis reads/request | Redis writes/request | commands/request |', '| --- | --- | --- | ---: | ---: | --- |'];
+  const lines = [
+    '| platform | scenario | route | Redis reads/request | Redis writes/request | commands/request |',
+    '| --- | --- | --- | ---: | ---: | --- |',
+  ];
   for (const result of run.scenarios) {
     for (const route of ROUTES) {
       const redis = result.routes[route]?.redis;
       if (!redis) continue;
-      lines.push(`| ${result.scenario.platform} | ${LABELS[result.scenario.kind]} | ${route} | ${redis.reads.toFixed(2)} | ${redis.writes.toFixed(2)} | ${redis.detail || '-'} |`);
+      lines.push(
+        `| ${result.scenario.platform} | ${LABELS[result.scenario.kind]} | ${route} | ${redis.reads.toFixed(2)} | ${redis.writes.toFixed(2)} | ${redis.detail || '-'} |`,
+      );
     }
   }
   return lines;
@@ -212,12 +232,22 @@ function scalingTables(run: Run): string[] {
   const kinds = [...new Set(run.scaling.map((s) => s.kind))];
   for (const kind of kinds) {
     for (const route of ['read', 'write'] as Route[]) {
-      const rows = [100, 3_000, 10_000].map((bytes) => run.scaling.find((s) => s.kind === kind && s.route === route && s.bytes === bytes && s.connections === run.connections));
+      const rows = [100, 3_000, 10_000].map((bytes) =>
+        run.scaling.find((s) => s.kind === kind && s.route === route && s.bytes === bytes && s.connections === run.connections),
+      );
       if (rows.every((r) => !r)) continue;
-      lines.push(`| ${LABELS[kind]} | ${route} | ${rows.map((r) => (r ? fmt(r.result.rps) : 'n/a')).join(' | ')} | ${ratio(rows[2]?.result.rps, rows[0]?.result.rps)} |`);
+      lines.push(
+        `| ${LABELS[kind]} | ${route} | ${rows.map((r) => (r ? fmt(r.result.rps) : 'n/a')).join(' | ')} | ${ratio(rows[2]?.result.rps, rows[0]?.result.rps)} |`,
+      );
     }
   }
-  lines.push('', '### Connections (100 B sessions, GET /read)', '', '| scenario | 10 connections req/s, p99 | 100 connections req/s, p99 | req/s 100 vs 10 | p99 100 vs 10 |', '| --- | ---: | ---: | ---: | ---: |');
+  lines.push(
+    '',
+    '### Connections (100 B sessions, GET /read)',
+    '',
+    '| scenario | 10 connections req/s, p99 | 100 connections req/s, p99 | req/s 100 vs 10 | p99 100 vs 10 |',
+    '| --- | ---: | ---: | ---: | ---: |',
+  );
   for (const kind of [...new Set(run.scaling.filter((s) => s.connections !== run.connections).map((s) => s.kind))]) {
     const few = run.scaling.find((s) => s.kind === kind && s.route === 'read' && s.bytes === 100 && s.connections === run.connections);
     const many = run.scaling.find((s) => s.kind === kind && s.route === 'read' && s.bytes === 100 && s.connections !== run.connections);
@@ -237,7 +267,7 @@ export function markdown(run: Run): string {
     `${run.date}; ${run.machine}; Node ${run.node}; ${run.connections} connections; ${run.warmup} s warm-up, then ${run.rounds} round(s) of ${run.seconds} s per route; the median round is reported.`,
     'Ratios between scenarios are the median over rounds of their ratio within each round (paired), so a round the host slowed down counts for both sides.',
     'Each scenario is a NestJS app in its own process; autocannon in the parent process keeps one session per connection.',
-    'Within a platform, scenarios are measured in interleaved rounds, so the machine\'s drift hits them alike.',
+    "Within a platform, scenarios are measured in interleaved rounds, so the machine's drift hits them alike.",
     'Ratios compare scenarios measured in this run, on this machine.',
     '',
     '## Targets',
@@ -247,7 +277,14 @@ export function markdown(run: Run): string {
     ...checks.map((c) => `| ${c.target} | ${c.measured} | ${c.met === undefined ? 'n/a' : c.met ? 'yes' : '**no**'} |`),
   ];
   for (const platform of ['express', 'fastify'] as Platform[]) {
-    lines.push('', `## ${platform === 'express' ? 'Express' : 'Fastify'}`, '', ...scenarioTable(run, platform), '', ...anchorTable(run, platform));
+    lines.push(
+      '',
+      `## ${platform === 'express' ? 'Express' : 'Fastify'}`,
+      '',
+      ...scenarioTable(run, platform),
+      '',
+      ...anchorTable(run, platform),
+    );
   }
   lines.push('', '## Redis commands per request (INFO commandstats)', '', ...redisTable(run));
   lines.push('', ...scalingTables(run), '');

@@ -20,7 +20,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 /** --only='a|b': scenarios whose "platform: label" contains any of these. */
-const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split('|');
+const only = args
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split('|');
 const CONNECTIONS = 10;
 const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const SECONDS = Number(flag('seconds') ?? (quick ? 0.5 : 3));
@@ -198,12 +201,19 @@ async function main(): Promise<void> {
   };
   console.log(`nest-sessions benchmark, ${run.mode} mode: ${run.machine}, Node ${run.node}`);
   for (const platform of ['express', 'fastify'] as const) {
-    const wanted = SCENARIOS.filter((s) => s.platform === platform && (!only || only.some((o) => `${s.platform}: ${LABELS[s.kind]}`.includes(o))));
+    const wanted = SCENARIOS.filter(
+      (s) => s.platform === platform && (!only || only.some((o) => `${s.platform}: ${LABELS[s.kind]}`.includes(o))),
+    );
     if (wanted.length === 0) continue;
     console.log(platform === 'express' ? 'Express' : 'Fastify');
     const runnable: Scenario[] = [];
     for (const scenario of wanted) {
-      const missing = usesRedis(scenario.kind) && !services.redis ? 'no Redis at 127.0.0.1:6379' : scenario.kind === 'ours-postgres' && !services.postgres ? 'no PostgreSQL at 127.0.0.1:5432' : undefined;
+      const missing =
+        usesRedis(scenario.kind) && !services.redis
+          ? 'no Redis at 127.0.0.1:6379'
+          : scenario.kind === 'ours-postgres' && !services.postgres
+            ? 'no PostgreSQL at 127.0.0.1:5432'
+            : undefined;
       if (missing) {
         console.log(`  ${LABELS[scenario.kind]}: skipped (${missing})`);
         run.scenarios.push({ scenario, routes: {}, skipped: missing });
@@ -223,7 +233,12 @@ async function main(): Promise<void> {
     await counter.close();
   }
   if (services.postgres) {
-    const pool = new pg.Pool({ host: '127.0.0.1', port: 5432, database: process.env.PGDATABASE ?? 'test', user: process.env.PGUSER ?? 'postgres' });
+    const pool = new pg.Pool({
+      host: '127.0.0.1',
+      port: 5432,
+      database: process.env.PGDATABASE ?? 'test',
+      user: process.env.PGUSER ?? 'postgres',
+    });
     await pool.query(`DROP TABLE IF EXISTS "${PG_TABLE}"`).catch(() => undefined);
     await pool.end();
   }
@@ -238,7 +253,9 @@ async function main(): Promise<void> {
   writeFileSync(join(results, `${name}.json`), `${JSON.stringify(run, null, 2)}\n`);
   console.log(`\n${report}`);
   const missed = checkTargets(run).filter((c) => c.met === false);
-  console.log(`\nWrote bench/results/${name}.md, .svg and .json in ${Math.round((Date.now() - started) / 1000)} s; ${missed.length} target(s) missed.`);
+  console.log(
+    `\nWrote bench/results/${name}.md, .svg and .json in ${Math.round((Date.now() - started) / 1000)} s; ${missed.length} target(s) missed.`,
+  );
 }
 
 await main();

@@ -79,12 +79,36 @@ export const LABELS: Record<Kind, string> = {
 
 /** What runs where. Express middleware (express-session, cookie-session) is measured on Express, its home. */
 export const SCENARIOS: Scenario[] = [
-  ...(['ceiling', 'noop-interceptor', 'ours-memory', 'noop-plus-ours', 'ours-cookie', 'ours-redis', 'ours-postgres', 'express-session-memory', 'express-session-redis', 'cookie-session', 'iron-session'] as Kind[]).map(
-    (kind) => ({ platform: 'express' as const, kind }),
-  ),
-  ...(['ceiling', 'noop-interceptor', 'ours-memory', 'noop-plus-ours', 'ours-cookie', 'ours-redis', 'ours-postgres', 'iron-session', 'fastify-secure-session', 'fastify-session-memory', 'fastify-session-redis'] as Kind[]).map(
-    (kind) => ({ platform: 'fastify' as const, kind }),
-  ),
+  ...(
+    [
+      'ceiling',
+      'noop-interceptor',
+      'ours-memory',
+      'noop-plus-ours',
+      'ours-cookie',
+      'ours-redis',
+      'ours-postgres',
+      'express-session-memory',
+      'express-session-redis',
+      'cookie-session',
+      'iron-session',
+    ] as Kind[]
+  ).map((kind) => ({ platform: 'express' as const, kind })),
+  ...(
+    [
+      'ceiling',
+      'noop-interceptor',
+      'ours-memory',
+      'noop-plus-ours',
+      'ours-cookie',
+      'ours-redis',
+      'ours-postgres',
+      'iron-session',
+      'fastify-secure-session',
+      'fastify-session-memory',
+      'fastify-session-redis',
+    ] as Kind[]
+  ).map((kind) => ({ platform: 'fastify' as const, kind })),
 ];
 
 export const SECRET = 'benchmark-secret-benchmark-secret-0123456789';
@@ -188,7 +212,14 @@ async function redisStore(prefix: string) {
 
 async function pgPool() {
   const { default: pg } = await import('pg');
-  return new pg.Pool({ host: '127.0.0.1', port: 5432, database: process.env.PGDATABASE ?? 'test', user: process.env.PGUSER ?? 'postgres', max: 10, connectionTimeoutMillis: 2000 });
+  return new pg.Pool({
+    host: '127.0.0.1',
+    port: 5432,
+    database: process.env.PGDATABASE ?? 'test',
+    user: process.env.PGUSER ?? 'postgres',
+    max: 10,
+    connectionTimeoutMillis: 2000,
+  });
 }
 
 async function oursStore(kind: Kind): Promise<SessionStore> {

@@ -25,6 +25,6 @@ try {
   process.send?.({ port });
 } catch (err) {
   console.error(err);
-  process.send?.({ error: err instanceof Error ? err.stack ?? err.message : String(err) });
+  process.send?.({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   process.exit(1);
 }

@@ -31,9 +31,14 @@ interface Sample {
 }
 
 function start(scenario: Scenario): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(join(here, 'server.js'), [JSON.stringify(scenario)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(join(here, 'server.js'), [JSON.stringify(scenario)], {
+    execArgv: ['--expose-gc'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return new Promise((resolve, reject) => {
-    child.once('message', (m: { port?: number; error?: string }) => (m.port ? resolve({ child, port: m.port }) : reject(new Error(m.error))));
+    child.once('message', (m: { port?: number; error?: string }) =>
+      m.port ? resolve({ child, port: m.port }) : reject(new Error(m.error)),
+    );
     child.once('exit', (code) => reject(new Error(`the server exited with code ${code}`)));
   });
 }
@@ -88,7 +93,9 @@ async function soak(kind: Kind): Promise<Sample[]> {
     const { heapUsed, rss } = await memory(child);
     samples.push({ sessions: done, seconds: (Date.now() - started) / 1000, heapMB: heapUsed / 2 ** 20, rssMB: rss / 2 ** 20 });
     const last = samples.at(-1)!;
-    process.stdout.write(`  ${kind} ${last.sessions.toLocaleString('en-US')} sessions, ${last.seconds.toFixed(0)} s: heap ${last.heapMB.toFixed(1)} MB, RSS ${last.rssMB.toFixed(1)} MB\n`);
+    process.stdout.write(
+      `  ${kind} ${last.sessions.toLocaleString('en-US')} sessions, ${last.seconds.toFixed(0)} s: heap ${last.heapMB.toFixed(1)} MB, RSS ${last.rssMB.toFixed(1)} MB\n`,
+    );
   };
   await sample();
   try {
@@ -120,19 +127,34 @@ function svg(results: Record<string, Sample[]>): string {
   const maxY = Math.max(...all.map((s) => s.rssMB), 1) * 1.1;
   const x = (v: number) => pad + ((W - 2 * pad) * v) / maxX;
   const y = (v: number) => H - pad - ((H - 2 * pad) * v) / maxY;
-  const colors: Record<string, string> = { 'ours-memory heap': '#2f80ed', 'ours-memory rss': '#9bbff5', 'ours-redis heap': '#eb5757', 'ours-redis rss': '#f5a9a9' };
+  const colors: Record<string, string> = {
+    'ours-memory heap': '#2f80ed',
+    'ours-memory rss': '#9bbff5',
+    'ours-redis heap': '#eb5757',
+    'ours-redis rss': '#f5a9a9',
+  };
   const lines: string[] = [];
   let legend = 0;
   for (const [kind, samples] of Object.entries(results)) {
-    for (const [what, key] of [['heap', 'heapMB'], ['rss', 'rssMB']] as const) {
+    for (const [what, key] of [
+      ['heap', 'heapMB'],
+      ['rss', 'rssMB'],
+    ] as const) {
       const name = `${kind} ${what}`;
       const points = samples.map((s) => `${x(s.sessions).toFixed(1)},${y(s[key]).toFixed(1)}`).join(' ');
       lines.push(`<polyline fill="none" stroke="${colors[name] ?? '#333'}" stroke-width="2" points="${points}"/>`);
-      lines.push(`<text x="${W - pad - 200}" y="${pad + 14 * legend++}" font-size="11" fill="${colors[name] ?? '#333'}">${name} (MB)</text>`);
+      lines.push(
+        `<text x="${W - pad - 200}" y="${pad + 14 * legend++}" font-size="11" fill="${colors[name] ?? '#333'}">${name} (MB)</text>`,
+      );
     }
   }
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => `<text x="${x(maxX * f).toFixed(1)}" y="${H - pad + 16}" font-size="10" text-anchor="middle">${Math.round(maxX * f).toLocaleString('en-US')}</text>`);
-  const yticks = [0, 0.5, 1].map((f) => `<text x="${pad - 6}" y="${y(maxY * f).toFixed(1)}" font-size="10" text-anchor="end">${(maxY * f).toFixed(0)}</text>`);
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map(
+    (f) =>
+      `<text x="${x(maxX * f).toFixed(1)}" y="${H - pad + 16}" font-size="10" text-anchor="middle">${Math.round(maxX * f).toLocaleString('en-US')}</text>`,
+  );
+  const yticks = [0, 0.5, 1].map(
+    (f) => `<text x="${pad - 6}" y="${y(maxY * f).toFixed(1)}" font-size="10" text-anchor="end">${(maxY * f).toFixed(0)}</text>`,
+  );
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
@@ -148,14 +170,19 @@ function svg(results: Record<string, Sample[]>): string {
 
 async function main(): Promise<void> {
   const kinds = (['ours-memory', 'ours-redis'] as Kind[]).filter((k) => !ONLY || k.includes(ONLY));
-  console.log(`nest-sessions soak: ${SESSIONS.toLocaleString('en-US')} sessions per store, ${WORKERS} at a time, Fastify, sessions living 2 s`);
+  console.log(
+    `nest-sessions soak: ${SESSIONS.toLocaleString('en-US')} sessions per store, ${WORKERS} at a time, Fastify, sessions living 2 s`,
+  );
   const results: Record<string, Sample[]> = {};
   for (const kind of kinds) results[kind] = await soak(kind);
   const redis = createClient({ socket: { host: '127.0.0.1', port: 6379 } });
-  await redis.connect().then(async () => {
-    for await (const keys of redis.scanIterator({ MATCH: `${REDIS_PREFIX}*`, COUNT: 1000 })) if (keys.length) await redis.del(keys);
-    await redis.quit();
-  }, () => undefined);
+  await redis.connect().then(
+    async () => {
+      for await (const keys of redis.scanIterator({ MATCH: `${REDIS_PREFIX}*`, COUNT: 1000 })) if (keys.length) await redis.del(keys);
+      await redis.quit();
+    },
+    () => undefined,
+  );
 
   const rows = Object.entries(results).map(([kind, samples]) => {
     const warm = samples[Math.min(2, samples.length - 1)]!; // after warm-up

@@ -20,7 +20,10 @@ export class ShopController {
   page(@Session() session: Session<ShopSession>) {
     const token = `<input type="hidden" name="_csrf" value="${session.csrfToken()}">`;
     const user = session.get('user');
-    const items = session.get('cart', []).map((sku) => `<li>${escapeHtml(sku)}</li>`).join('');
+    const items = session
+      .get('cart', [])
+      .map((sku) => `<li>${escapeHtml(sku)}</li>`)
+      .join('');
     const account = user
       ? `<p>Signed in as ${escapeHtml(user.name)}</p><form method="post" action="/shop/logout">${token}<button>Log out</button></form>`
       : `<form method="post" action="/shop/login">${token}<input name="name" placeholder="name"><button>Log in</button></form>`;

@@ -73,7 +73,8 @@ export function tokenRefusal(
   places: TokenPlaces,
 ): string | undefined {
   if (!changesState(method)) return undefined;
-  if (token === undefined || token === '') return `no anti-forgery token in the ${places.tokenHeader} header or the ${places.tokenField} field`;
+  if (token === undefined || token === '')
+    return `no anti-forgery token in the ${places.tokenHeader} header or the ${places.tokenField} field`;
   if (secret === null) return undefined;
   if (secret === undefined) {
     return 'the request came without a session (no session cookie, or one that expired or ended), so no anti-forgery token can be its own';

@@ -15,13 +15,7 @@ export {
   SessionTooLargeError,
   SessionStoreUnavailableError,
 } from './sessions.errors.js';
-export type {
-  SessionStore,
-  SessionStoreContext,
-  LoadedSession,
-  SessionTimes,
-  IssuedToken,
-} from './stores/session-store.js';
+export type { SessionStore, SessionStoreContext, LoadedSession, SessionTimes, IssuedToken } from './stores/session-store.js';
 export { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './stores/server-store.js';
 export { CookieSessionStore, type CookieSessionStoreOptions, type SessionSerializer } from './stores/cookie.store.js';
 export { RedisSessionStore, type RedisSessionStoreOptions } from './stores/redis.store.js';

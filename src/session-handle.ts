@@ -137,7 +137,8 @@ export class SessionHandle {
     // stored secret, or else the one its ID gives under each of the keyring's secrets.
     if (this.service.config.csrf?.requireToken) {
       const stored = session._csrfSecret();
-      const secrets = stored !== undefined ? [stored] : loaded ? keyring.keys.map((key) => derivedCsrfSecret(key.csrfKey, loaded.id)) : undefined;
+      const secrets =
+        stored !== undefined ? [stored] : loaded ? keyring.keys.map((key) => derivedCsrfSecret(key.csrfKey, loaded.id)) : undefined;
       this.#tokenVerdict = this.#tokenReason(secrets) ?? null;
     }
     return (this.session = session);

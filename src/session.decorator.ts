@@ -37,7 +37,8 @@ export function Session(): ParameterDecorator {
     // Where Nest keeps its own parameter metadata: on the class, by method name. The interceptor reads it
     // to know that this handler needs the session loaded (see takesSession).
     // (Static methods are no route handlers: their target is the class itself.)
-    if (propertyKey !== undefined && typeof target !== 'function') Reflect.defineMetadata(SESSION_PARAM, index, target.constructor, propertyKey);
+    if (propertyKey !== undefined && typeof target !== 'function')
+      Reflect.defineMetadata(SESSION_PARAM, index, target.constructor, propertyKey);
   };
 }
 
@@ -47,11 +48,16 @@ export function Session(): ParameterDecorator {
  * Called once per handler.
  */
 export function takesSession(controller: { prototype: unknown }, handler: { name: string }): boolean {
-  for (let proto = controller.prototype as object | null; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+  for (
+    let proto = controller.prototype as object | null;
+    proto && proto !== Object.prototype;
+    proto = Object.getPrototypeOf(proto) as object | null
+  ) {
     for (const name of Reflect.ownKeys(proto)) {
       if (name === 'constructor') continue;
       const descriptor = Object.getOwnPropertyDescriptor(proto, name);
-      if (descriptor?.value === handler) return Reflect.getOwnMetadata(SESSION_PARAM, (proto as { constructor: object }).constructor, name) !== undefined;
+      if (descriptor?.value === handler)
+        return Reflect.getOwnMetadata(SESSION_PARAM, (proto as { constructor: object }).constructor, name) !== undefined;
     }
   }
   // Not a plain method of the class (an accessor or an instance property put it there): by its name.

@@ -331,8 +331,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     if (this.#csrf !== undefined && (csrfChanged || this.#cleared)) set[CSRF_KEY] = this.#csrf;
     else if (this.#csrf === undefined && csrfChanged) unset.push(CSRF_KEY);
     return {
-      modified:
-        this.#setKeys.size > 0 || this.#deletedKeys.size > 0 || this.#cleared || inPlace.length > 0 || csrfChanged,
+      modified: this.#setKeys.size > 0 || this.#deletedKeys.size > 0 || this.#cleared || inPlace.length > 0 || csrfChanged,
       regenerate: this.#regenerate,
       restart: this.#restart,
       destroy: this.#destroyed,

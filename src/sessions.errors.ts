@@ -18,10 +18,9 @@ export class SessionSerializationError extends Error {
     readonly key: string,
     cause: unknown,
   ) {
-    super(
-      `Session key "${key}" holds a value that cannot be serialised: ${cause instanceof Error ? cause.message : String(cause)}`,
-      { cause },
-    );
+    super(`Session key "${key}" holds a value that cannot be serialised: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
   }
 }
 
@@ -78,7 +77,7 @@ const ERROR_KIND = Symbol.for('nest-sessions:error');
 function markAcrossCopies(cls: abstract new (...args: never[]) => Error, kind: string): void {
   Object.defineProperty(cls.prototype, ERROR_KIND, { value: kind });
   Object.defineProperty(cls, Symbol.hasInstance, {
-    value(this: Function, value: unknown): boolean {
+    value(this: object, value: unknown): boolean {
       if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
       return this === cls && typeof value === 'object' && value !== null && (value as { [ERROR_KIND]?: unknown })[ERROR_KIND] === kind;
     },

@@ -3,10 +3,7 @@ import { APP_INTERCEPTOR, ModulesContainer } from '@nestjs/core';
 import { SESSION_STORE, SESSIONS_CONFIG, SESSIONS_MODULE_MARK, SESSIONS_OPTIONS } from './sessions.constants.js';
 import { SessionsConfigError } from './sessions.errors.js';
 import { SessionsInterceptor } from './sessions.interceptor.js';
-import {
-  SessionsConfigurableModule,
-  type SessionsModuleAsyncOptions,
-} from './sessions.module-definition.js';
+import { SessionsConfigurableModule, type SessionsModuleAsyncOptions } from './sessions.module-definition.js';
 import { resolveSessionsConfig, type SessionsConfig, type SessionsModuleOptions } from './sessions.options.js';
 import { SessionsService } from './sessions.service.js';
 import { CookieSessionStore } from './stores/cookie.store.js';

@@ -163,7 +163,9 @@ function cookieOptions(input: SessionCookieOptions | undefined): SessionsConfig[
   if (input !== undefined && (typeof input !== 'object' || input === null)) fail(`cookie must be an object; got ${describe(input)}`);
   const { name = 'session', path = '/', domain, sameSite = 'lax', secure = 'auto', httpOnly = true } = input ?? {};
   if (typeof name !== 'string' || !COOKIE_NAME.test(name)) {
-    fail(`cookie.name ${JSON.stringify(name)} is not a valid cookie name: use letters, digits and !#$%&'*+-.^_\`|~, no spaces, ";", ",", "=" or quotes`);
+    fail(
+      `cookie.name ${JSON.stringify(name)} is not a valid cookie name: use letters, digits and !#$%&'*+-.^_\`|~, no spaces, ";", ",", "=" or quotes`,
+    );
   }
   if (typeof path !== 'string' || !COOKIE_PATH.test(path)) {
     fail(`cookie.path ${JSON.stringify(path)} must start with "/" and contain no spaces, control characters, ";", "," or "="`);
@@ -192,8 +194,20 @@ function cookieOptions(input: SessionCookieOptions | undefined): SessionsConfig[
 
 /** Headers that mean something else to HTTP or to this module, and so cannot carry a session token. */
 const RESERVED_HEADERS = new Set([
-  'cookie', 'set-cookie', 'host', 'connection', 'content-length', 'content-type', 'transfer-encoding',
-  'vary', 'cache-control', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-connection',
+  'cookie',
+  'set-cookie',
+  'host',
+  'connection',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'vary',
+  'cache-control',
+  'upgrade',
+  'te',
+  'trailer',
+  'keep-alive',
+  'proxy-connection',
 ]);
 
 function csrfOption(input: unknown): CsrfConfig | undefined {
@@ -201,23 +215,36 @@ function csrfOption(input: unknown): CsrfConfig | undefined {
   if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
     fail(`csrf must be false or { trustedOrigins, requireToken, tokenHeader, tokenField }; got ${describe(input)}`);
   }
-  const { trustedOrigins: list = [], requireToken = false, tokenHeader = 'x-csrf-token', tokenField = '_csrf', ...rest } = (input ?? {}) as Record<string, unknown>;
+  const {
+    trustedOrigins: list = [],
+    requireToken = false,
+    tokenHeader = 'x-csrf-token',
+    tokenField = '_csrf',
+    ...rest
+  } = (input ?? {}) as Record<string, unknown>;
   const unknown = Object.keys(rest);
-  if (unknown.length > 0) fail(`csrf has no option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; it takes trustedOrigins, requireToken, tokenHeader and tokenField`);
+  if (unknown.length > 0)
+    fail(
+      `csrf has no option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; it takes trustedOrigins, requireToken, tokenHeader and tokenField`,
+    );
   if (!Array.isArray(list)) fail(`csrf.trustedOrigins must be a list of origins such as 'https://app.example.com'; got ${describe(list)}`);
   const origins = new Set<string>();
   for (const value of list as unknown[]) {
     const origin = typeof value === 'string' ? normalizeOrigin(value) : undefined;
-    if (!origin) fail(`csrf.trustedOrigins: ${describe(value)} is not an origin (scheme, host and port only, such as 'https://app.example.com')`);
+    if (!origin)
+      fail(`csrf.trustedOrigins: ${describe(value)} is not an origin (scheme, host and port only, such as 'https://app.example.com')`);
     origins.add(origin);
   }
   if (typeof requireToken !== 'boolean') fail(`csrf.requireToken must be true or false; got ${describe(requireToken)}`);
   if (typeof tokenHeader !== 'string' || !COOKIE_NAME.test(tokenHeader)) {
     fail(`csrf.tokenHeader ${JSON.stringify(tokenHeader)} is not a valid header name (letters, digits and !#$%&'*+-.^_\`|~)`);
   }
-  if (RESERVED_HEADERS.has(tokenHeader.toLowerCase())) fail(`csrf.tokenHeader cannot be "${tokenHeader.toLowerCase()}": HTTP uses it for something else`);
+  if (RESERVED_HEADERS.has(tokenHeader.toLowerCase()))
+    fail(`csrf.tokenHeader cannot be "${tokenHeader.toLowerCase()}": HTTP uses it for something else`);
   if (typeof tokenField !== 'string' || !/^[A-Za-z_$][\w$-]*$/.test(tokenField) || tokenField === '__proto__') {
-    fail(`csrf.tokenField ${JSON.stringify(tokenField)} must be a form field name: a letter, "_" or "$", then letters, digits, "_", "-" or "$"`);
+    fail(
+      `csrf.tokenField ${JSON.stringify(tokenField)} must be a form field name: a letter, "_" or "$", then letters, digits, "_", "-" or "$"`,
+    );
   }
   return { trustedOrigins: origins, requireToken, tokenHeader: tokenHeader.toLowerCase(), tokenField };
 }
@@ -228,9 +255,11 @@ function transportHeader(transport: unknown): string | undefined {
   if (typeof transport !== 'object' || transport === null || typeof header !== 'string') {
     fail(`transport must be 'cookie' or { header: 'x-session-id' }; got ${describe(transport)}`);
   }
-  if (!COOKIE_NAME.test(header)) fail(`transport.header ${JSON.stringify(header)} is not a valid header name (letters, digits and !#$%&'*+-.^_\`|~)`);
+  if (!COOKIE_NAME.test(header))
+    fail(`transport.header ${JSON.stringify(header)} is not a valid header name (letters, digits and !#$%&'*+-.^_\`|~)`);
   const name = header.toLowerCase();
-  if (RESERVED_HEADERS.has(name)) fail(`transport.header cannot be "${name}": HTTP uses it for something else; pick a name such as x-session-id`);
+  if (RESERVED_HEADERS.has(name))
+    fail(`transport.header cannot be "${name}": HTTP uses it for something else; pick a name such as x-session-id`);
   return name;
 }
 
@@ -239,7 +268,9 @@ function csrfFor(options: Partial<SessionsModuleOptions>): CsrfConfig | undefine
   const csrf = csrfOption(options.csrf);
   if (options.transport === undefined || options.transport === 'cookie') return csrf;
   if (csrf?.requireToken) {
-    fail(`csrf.requireToken does not apply to the header transport: browsers never attach its header on their own, so there is nothing to forge`);
+    fail(
+      `csrf.requireToken does not apply to the header transport: browsers never attach its header on their own, so there is nothing to forge`,
+    );
   }
   return undefined;
 }

@@ -94,7 +94,9 @@ export class SessionsService {
       ? 'it was changed after the sessions interceptor had saved it (in an interceptor outside it, or after the response)'
       : 'the sessions interceptor did not run after it was loaded (it was loaded after the interceptor let the ' +
         'request by, as in a handler without @Session(), or by a guard that then refused the request)';
-    this.#logger.warn(`${where}: a change to the session was never saved, because ${why}. Call "await session.save()" after the change, or make it where the interceptor saves it.`);
+    this.#logger.warn(
+      `${where}: a change to the session was never saved, because ${why}. Call "await session.save()" after the change, or make it where the interceptor saves it.`,
+    );
   }
 
   /** @internal Logs once per handler that a session change could not reach the client. */

@@ -40,12 +40,7 @@ export interface SealContents {
 /** `stale`: sealed with an older secret, or under the older key name: the cookie store seals it again. */
 export type Opened = SealContents & { keyIndex: number; stale: boolean };
 
-export type OpenFailure =
-  | 'malformed'
-  | 'unknown key'
-  | 'tampered'
-  | 'expired'
-  | 'future-dated';
+export type OpenFailure = 'malformed' | 'unknown key' | 'tampered' | 'expired' | 'future-dated';
 
 function tokenKey(key: SessionKey, salt: Buffer): Buffer {
   return createHmac('sha256', key.sealKey).update(salt).digest();
@@ -82,7 +77,11 @@ export function seal(keyring: Keyring, tokenName: string, contents: SealContents
   // Only when decrypting would give exactly these contents back (and not refuse them).
   const { id, times, payload } = contents;
   if (idBytes.toString('base64url') === id && timesInOrder(times) && payload.isWellFormed()) {
-    remember(cacheOf(keyring), `${tokenName}=${token}`, Object.freeze({ id, times: Object.freeze({ ...times }), payload, keyIndex: 0, stale: false }));
+    remember(
+      cacheOf(keyring),
+      `${tokenName}=${token}`,
+      Object.freeze({ id, times: Object.freeze({ ...times }), payload, keyIndex: 0, stale: false }),
+    );
   }
   return token;
 }
@@ -110,12 +109,7 @@ const openedByKeyring = new WeakMap<Keyring, OpenedCache>();
  * `now` is checked against the sealed times (expiry, and issue times in the future beyond the skew).
  * The result is shared with later calls for the same token: treat it as read-only.
  */
-export function open(
-  keyring: Keyring,
-  tokenName: string,
-  token: string,
-  now: number,
-): Opened | { failure: OpenFailure } {
+export function open(keyring: Keyring, tokenName: string, token: string, now: number): Opened | { failure: OpenFailure } {
   const key = `${tokenName}=${token}`;
   let opened = openedByKeyring.get(keyring)?.entries.get(key);
   if (!opened) {

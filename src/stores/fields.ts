@@ -33,7 +33,8 @@ export function parseFields(fields: Iterable<[string, string]>): SessionData {
   for (const [key, json] of fields) {
     if (jsonNestsDeeperThan(json)) throw new Error(`the value of "${key}" is nested more than ${MAX_VALUE_DEPTH} levels deep`);
     // Assignment to "__proto__" would set the prototype instead: that one key is defined.
-    if (key === '__proto__') Object.defineProperty(data, key, { value: JSON.parse(json), enumerable: true, writable: true, configurable: true });
+    if (key === '__proto__')
+      Object.defineProperty(data, key, { value: JSON.parse(json), enumerable: true, writable: true, configurable: true });
     else data[key] = JSON.parse(json);
   }
   return data;

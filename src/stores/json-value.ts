@@ -70,7 +70,8 @@ export function assertJsonValue(key: string, value: unknown, options: { jsonb?: 
   let count = 0;
   while (stack.length > 0) {
     const frame = stack.pop()!;
-    if (++count > MAX_VALUE_COUNT) refuse(root, `holds more than ${MAX_VALUE_COUNT.toLocaleString('en-US')} values (or refers to the same ones many times)`);
+    if (++count > MAX_VALUE_COUNT)
+      refuse(root, `holds more than ${MAX_VALUE_COUNT.toLocaleString('en-US')} values (or refers to the same ones many times)`);
     const v = frame.value;
     switch (typeof v) {
       case 'string':
@@ -93,7 +94,8 @@ export function assertJsonValue(key: string, value: unknown, options: { jsonb?: 
     }
     if (frame.depth >= MAX_VALUE_DEPTH) refuse(frame, `is nested more than ${MAX_VALUE_DEPTH} levels deep (or refers to itself)`);
     if (Array.isArray(v)) {
-      if (typeof (v as { toJSON?: unknown }).toJSON === 'function') refuse(frame, 'has a toJSON method, so JSON would store something else');
+      if (typeof (v as { toJSON?: unknown }).toJSON === 'function')
+        refuse(frame, 'has a toJSON method, so JSON would store something else');
       if (Object.keys(v).length !== v.length && Object.keys(v).some((k) => !/^(0|[1-9][0-9]*)$/.test(k))) {
         refuse(frame, 'is an array with named properties, which JSON would leave out');
       }
@@ -116,7 +118,11 @@ export function assertJsonValue(key: string, value: unknown, options: { jsonb?: 
     for (const k of Object.keys(record)) {
       const item = record[k];
       if (item === undefined) continue; // left out, as JSON does
-      if (jsonb && JSONB_UNSAFE.test(k)) refuse({ value: item, depth: frame.depth + 1, parent: frame, step: k }, 'is a key PostgreSQL jsonb cannot store (a NUL character or a lone surrogate)');
+      if (jsonb && JSONB_UNSAFE.test(k))
+        refuse(
+          { value: item, depth: frame.depth + 1, parent: frame, step: k },
+          'is a key PostgreSQL jsonb cannot store (a NUL character or a lone surrogate)',
+        );
       stack.push({ value: item, depth: frame.depth + 1, parent: frame, step: k });
     }
   }
@@ -134,7 +140,8 @@ export function jsonNestsDeeperThan(text: string, max = MAX_VALUE_DEPTH): boolea
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // a backslash escapes the next character
+      if (c === 0x5c)
+        i++; // a backslash escapes the next character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) {
       inString = true;

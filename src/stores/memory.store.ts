@@ -38,7 +38,9 @@ export class InMemorySessionStore extends ServerSessionStore implements OnModule
       throw new SessionsConfigError(`InMemorySessionStore: maxSessions must be a whole number of at least 1; got ${String(maxSessions)}`);
     }
     if (typeof sweepInterval !== 'number' || !(sweepInterval >= 0) || !Number.isFinite(sweepInterval)) {
-      throw new SessionsConfigError(`InMemorySessionStore: sweepInterval must be a number of seconds, 0 or more; got ${String(sweepInterval)}`);
+      throw new SessionsConfigError(
+        `InMemorySessionStore: sweepInterval must be a number of seconds, 0 or more; got ${String(sweepInterval)}`,
+      );
     }
     this.#maxSessions = maxSessions;
     this.#sweepMs = sweepInterval * 1000;

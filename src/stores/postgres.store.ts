@@ -51,7 +51,9 @@ function lockKey(label: string): string {
 
 function identifier(kind: string, value: unknown): string {
   if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
-    throw new SessionsConfigError(`PostgresSessionStore: ${kind} must be letters, digits and "_" (not starting with a digit); got ${JSON.stringify(value)}`);
+    throw new SessionsConfigError(
+      `PostgresSessionStore: ${kind} must be letters, digits and "_" (not starting with a digit); got ${JSON.stringify(value)}`,
+    );
   }
   return `"${value}"`;
 }
@@ -117,7 +119,9 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
     }
     const { tableName = 'sessions', schemaName = 'public', createTableIfMissing = false, pruneInterval = 300, maxWaiting = 100 } = options;
     if (typeof pruneInterval !== 'number' || !Number.isFinite(pruneInterval) || pruneInterval < 0) {
-      throw new SessionsConfigError(`PostgresSessionStore: pruneInterval must be a number of seconds, 0 or more; got ${String(pruneInterval)}`);
+      throw new SessionsConfigError(
+        `PostgresSessionStore: pruneInterval must be a number of seconds, 0 or more; got ${String(pruneInterval)}`,
+      );
     }
     if (!Number.isInteger(maxWaiting) || maxWaiting < 1) {
       throw new SessionsConfigError(`PostgresSessionStore: maxWaiting must be a whole number of at least 1; got ${String(maxWaiting)}`);
@@ -179,7 +183,9 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       return undefined;
     }
     if (valueNestsDeeperThan(data, MAX_VALUE_DEPTH + 1)) {
-      this.#logger.warn(`Ignoring an unreadable session (${id.slice(0, 8)}...): its data is nested more than ${MAX_VALUE_DEPTH} levels deep`);
+      this.#logger.warn(
+        `Ignoring an unreadable session (${id.slice(0, 8)}...): its data is nested more than ${MAX_VALUE_DEPTH} levels deep`,
+      );
       return undefined;
     }
     return { data: data as SessionData, times: times as SessionTimes };
@@ -187,22 +193,22 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
 
   protected async insert(id: string, data: SessionData, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
     const json = this.#json(data);
-    const result = await this.#query(this.#sql.insert, [id, json, new Date(times.createdAt), new Date(times.refreshedAt), new Date(times.expiresAt)], signal);
+    const result = await this.#query(
+      this.#sql.insert,
+      [id, json, new Date(times.createdAt), new Date(times.refreshedAt), new Date(times.expiresAt)],
+      signal,
+    );
     return result.rowCount === 1;
   }
 
   protected async patch(id: string, patch: SessionPatch, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
     const json = this.#json(patch.set);
     for (const key of patch.unset) assertJsonValue(key, null, { jsonb: true }); // the key itself
-    const result = await this.#query(this.#sql.patch, [
-      id,
-      patch.replace,
-      patch.unset,
-      json,
-      new Date(times.refreshedAt),
-      new Date(times.expiresAt),
-      new Date(),
-    ], signal);
+    const result = await this.#query(
+      this.#sql.patch,
+      [id, patch.replace, patch.unset, json, new Date(times.refreshedAt), new Date(times.expiresAt), new Date()],
+      signal,
+    );
     return result.rowCount === 1;
   }
 

@@ -2,13 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { newSessionId, signId, verifySignedId } from '../crypto/sign.js';
 import type { SessionData, SessionPatch } from '../session.js';
 import { SessionsConfigError, SessionSerializationError, SessionStoreUnavailableError } from '../sessions.errors.js';
-import type {
-  IssuedToken,
-  LoadedSession,
-  SessionStore,
-  SessionStoreContext,
-  SessionTimes,
-} from './session-store.js';
+import type { IssuedToken, LoadedSession, SessionStore, SessionStoreContext, SessionTimes } from './session-store.js';
 
 /** A stored session as a backend reads it. */
 export interface StoredSession {
@@ -182,7 +176,8 @@ export abstract class ServerSessionStore implements SessionStore {
   async create(data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken> {
     for (let attempt = 0; attempt < CREATE_ATTEMPTS; attempt++) {
       const id = newSessionId();
-      if (await this.guard('creating a session', (signal) => this.insert(id, data, times, signal))) return { id, token: signId(id, ctx.keyring) };
+      if (await this.guard('creating a session', (signal) => this.insert(id, data, times, signal)))
+        return { id, token: signId(id, ctx.keyring) };
     }
     throw new Error(`Could not find a free session ID in ${CREATE_ATTEMPTS} attempts; is the store's insert working?`);
   }
@@ -198,12 +193,7 @@ export abstract class ServerSessionStore implements SessionStore {
     return { id: loaded.id, token: signId(loaded.id, ctx.keyring) };
   }
 
-  async touch(
-    loaded: LoadedSession,
-    _data: SessionData,
-    times: SessionTimes,
-    ctx: SessionStoreContext,
-  ): Promise<IssuedToken | undefined> {
+  async touch(loaded: LoadedSession, _data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken | undefined> {
     if (!(await this.guard('refreshing a session', (signal) => this.refresh(loaded.id, times, signal)))) return undefined;
     return { id: loaded.id, token: signId(loaded.id, ctx.keyring) };
   }

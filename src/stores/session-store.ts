@@ -69,12 +69,7 @@ export interface SessionStore {
     ctx: SessionStoreContext,
   ): Promise<IssuedToken | undefined>;
   /** Pushes back the expiry of an unchanged session; undefined when it no longer exists. */
-  touch(
-    loaded: LoadedSession,
-    data: SessionData,
-    times: SessionTimes,
-    ctx: SessionStoreContext,
-  ): Promise<IssuedToken | undefined>;
+  touch(loaded: LoadedSession, data: SessionData, times: SessionTimes, ctx: SessionStoreContext): Promise<IssuedToken | undefined>;
   /**
    * Deletes a session. Deleting one that is already gone is not an error; it returns false, so that a
    * regenerate racing a logout knows the logout won. Stores that cannot tell (the cookie store) return true.

@@ -116,7 +116,10 @@ export class HttpIo {
     if (policy === undefined) {
       this.setHeader(res, 'Cache-Control', 'no-store');
     } else if (!/(^|,)\s*(private|no-store)\s*(,|$)/i.test(policy)) {
-      const rest = policy.split(',').map((d) => d.trim()).filter((d) => d && !/^(public|s-maxage=.*)$/i.test(d));
+      const rest = policy
+        .split(',')
+        .map((d) => d.trim())
+        .filter((d) => d && !/^(public|s-maxage=.*)$/i.test(d));
       const safe = ['private', ...rest].join(', ');
       this.setHeader(res, 'Cache-Control', safe);
       this.#warnPublic(policy, safe);

@@ -16,6 +16,14 @@ if (!hasChromium) {
 export function launch(): Promise<Browser> {
   // As root (CI), Chromium needs --no-sandbox. Its background connections (updates, sync) go nowhere on
   // a closed network, and only slow it down.
-  const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  const args = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ];
   return chromium.launch({ executablePath: chromiumPath, headless: true, args });
 }

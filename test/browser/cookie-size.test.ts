@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appOn, largestAccepted, PLATFORMS, SECRET, text } from '../fixtures/app.js';
 import { hasChromium, launch } from './chromium.js';
 
-
 describe.skipIf(!hasChromium).each(PLATFORMS)('in Chromium, on %s', (platform) => {
   let app: INestApplication;
   let browser: Browser;
@@ -26,7 +25,11 @@ describe.skipIf(!hasChromium).each(PLATFORMS)('in Chromium, on %s', (platform) =
     const page = await (await browser.newContext()).newPage();
     await page.goto(`${origin}/read`);
     const saved = await page.evaluate(async (value) => {
-      const res = await fetch('/set/big', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value }) });
+      const res = await fetch('/set/big', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ value }),
+      });
       return res.status;
     }, text(ok));
     expect(saved).toBe(201);
@@ -36,7 +39,9 @@ describe.skipIf(!hasChromium).each(PLATFORMS)('in Chromium, on %s', (platform) =
     expect(((await navigation?.json()) as { big: string }).big).toHaveLength(ok);
     const cookies = await page.context().cookies();
     expect(cookies.map((c) => c.name).sort()).toEqual(['session', 'session.1']);
-    const loggedOut = await page.evaluate(async () => (await fetch('/logout', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status);
+    const loggedOut = await page.evaluate(
+      async () => (await fetch('/logout', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status,
+    );
     expect(loggedOut).toBe(201);
     expect(await page.context().cookies()).toEqual([]);
   });

@@ -12,7 +12,9 @@ async function attackerSite(target: string): Promise<{ origin: string; close(): 
     if (req.url === '/form') {
       res.end(`<!doctype html><form id="f" method="post" action="${target}/pwn" enctype="text/plain"><input name="a" value="b"></form>`);
     } else {
-      res.end(`<!doctype html><script>fetch('${target}/pwn', { method: 'POST', credentials: 'include', mode: 'no-cors' }).then(() => { document.title = 'sent' }, () => { document.title = 'failed' })</script>`);
+      res.end(
+        `<!doctype html><script>fetch('${target}/pwn', { method: 'POST', credentials: 'include', mode: 'no-cors' }).then(() => { document.title = 'sent' }, () => { document.title = 'failed' })</script>`,
+      );
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -49,11 +51,18 @@ describe.skipIf(!hasChromium).each(PLATFORMS)('cross-site requests in Chromium, 
     await page.goto(`${origin}/token-page`);
     const pageToken = async () => (await page.getAttribute('meta[name="csrf-token"]', 'content'))!;
     const logIn = await page.evaluate(
-      async (token) => (await fetch('/write', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': token }, body: '{"value":"victim"}' })).status,
+      async (token) =>
+        (
+          await fetch('/write', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-csrf-token': token },
+            body: '{"value":"victim"}',
+          })
+        ).status,
       await pageToken(),
     );
     expect(logIn).toBe(201);
-    const session = async (p: Page) => ((await (await p.goto(`${origin}/all`))!.json()) as Record<string, unknown>);
+    const session = async (p: Page) => (await (await p.goto(`${origin}/all`))!.json()) as Record<string, unknown>;
     return {
       origin,
       attacker,
@@ -113,11 +122,18 @@ describe.skipIf(!hasChromium).each(PLATFORMS)('cross-site requests in Chromium, 
       expect(await page.evaluate('document.body.innerText')).toMatch(/"ok":true/);
       expect(await session(page)).toEqual({ value: 'victim', pwned: true });
       await page.goto(`${origin}/token-page`);
-      const statuses = await page.evaluate(async (token) => {
-        const send = (headers: Record<string, string>, value: string) =>
-          fetch('/write', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ value }) }).then((r) => r.status);
-        return [await send({}, 'no token'), await send({ 'x-csrf-token': token }, 'fetched')];
-      }, await pageToken());
+      const statuses = await page.evaluate(
+        async (token) => {
+          const send = (headers: Record<string, string>, value: string) =>
+            fetch('/write', {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', ...headers },
+              body: JSON.stringify({ value }),
+            }).then((r) => r.status);
+          return [await send({}, 'no token'), await send({ 'x-csrf-token': token }, 'fetched')];
+        },
+        await pageToken(),
+      );
       expect(statuses).toEqual([403, 201]);
       expect(await session(page)).toEqual({ value: 'fetched', pwned: true });
     } finally {

@@ -35,7 +35,8 @@ export function tsBlocks(path: string, name = path): DocBlock[] {
     const lang = open[2]!;
     const start = i;
     const body: string[] = [];
-    for (i++; i < lines.length && lines[i]!.trim() !== '```'; i++) body.push(lines[i]!.startsWith(indent) ? lines[i]!.slice(indent.length) : lines[i]!);
+    for (i++; i < lines.length && lines[i]!.trim() !== '```'; i++)
+      body.push(lines[i]!.startsWith(indent) ? lines[i]!.slice(indent.length) : lines[i]!);
     if (i >= lines.length) throw new Error(`${name}:${start + 1}: a code block is never closed`);
     const marker = MARKER.exec((lines[start - 1] ?? '').trim());
     if (lang !== 'ts' && lang !== 'typescript') {
@@ -44,7 +45,8 @@ export function tsBlocks(path: string, name = path): DocBlock[] {
     }
     const kind = marker?.[1] ?? 'module';
     if (kind === 'skip' && !marker?.[2]) throw new Error(`${name}:${start}: "doc-check: skip" needs a reason`);
-    if (kind === 'file' && !/^[\w.-]+\.ts$/.test(marker?.[2] ?? '')) throw new Error(`${name}:${start}: "doc-check: file" needs a file name such as app.module.ts`);
+    if (kind === 'file' && !/^[\w.-]+\.ts$/.test(marker?.[2] ?? ''))
+      throw new Error(`${name}:${start}: "doc-check: file" needs a file name such as app.module.ts`);
     blocks.push({
       source: name,
       line: start + 1,

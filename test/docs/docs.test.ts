@@ -8,7 +8,12 @@ import { moduleText, tsBlocks, type DocBlock } from './blocks.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 /** Inside node_modules, so that the blocks find the project's own dependencies (and git ignores it). */
 const work = `${root}node_modules/.cache/nest-sessions-doc-check`;
-const DOCS = ['README.md', ...readdirSync(`${root}docs`).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(`${root}docs`)
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 /**
  * The package as users get it: its declarations built from the sources (internals stripped), under the
@@ -17,7 +22,20 @@ const DOCS = ['README.md', ...readdirSync(`${root}docs`).filter((f) => f.endsWit
 function buildPackage(): void {
   rmSync(work, { recursive: true, force: true });
   const pkg = `${work}/node_modules/nest-sessions`;
-  execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.build.json`, '--outDir', `${pkg}/esm`, '--emitDeclarationOnly', '--declarationMap', 'false'], { stdio: 'pipe' });
+  execFileSync(
+    process.execPath,
+    [
+      `${root}node_modules/typescript/bin/tsc`,
+      '-p',
+      `${root}tsconfig.build.json`,
+      '--outDir',
+      `${pkg}/esm`,
+      '--emitDeclarationOnly',
+      '--declarationMap',
+      'false',
+    ],
+    { stdio: 'pipe' },
+  );
   cpSync(`${pkg}/esm`, `${pkg}/cjs`, { recursive: true });
   writeFileSync(`${pkg}/esm/package.json`, JSON.stringify({ type: 'module' }));
   writeFileSync(`${pkg}/cjs/package.json`, JSON.stringify({ type: 'commonjs' }));

@@ -2,8 +2,25 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CookieSessionStore, SESSION_STORE, SessionsConfigError, type SessionSerializer } from '../../src/index.js';
-import { appOn, PLATFORMS, isExpiry, Jar, OTHER_SECRET, parseSetCookie, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies, itRefusesWhatJsonWouldChange, Latch, latches, arrivals, largestAccepted, text } from '../fixtures/app.js';
-
+import {
+  appOn,
+  PLATFORMS,
+  isExpiry,
+  Jar,
+  OTHER_SECRET,
+  parseSetCookie,
+  RecordingLogger,
+  SECRET,
+  sessionCookie,
+  sessionSetCookies,
+  setCookies,
+  itRefusesWhatJsonWouldChange,
+  Latch,
+  latches,
+  arrivals,
+  largestAccepted,
+  text,
+} from '../fixtures/app.js';
 
 describe.each(PLATFORMS)('on %s', (platform) => {
   const createApp = appOn(platform);
@@ -40,7 +57,10 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       };
       const other = Object.entries(headers).reduce((n, [k, v]) => n + k.length + v.length + 4, 0) - jar.header().length;
       expect(other).toBeGreaterThan(2_000);
-      const total = Object.entries(headers).reduce((n, [k, v]) => n + k.length + v.length + 4, 'GET /all HTTP/1.1\r\nHost: 127.0.0.1\r\n'.length);
+      const total = Object.entries(headers).reduce(
+        (n, [k, v]) => n + k.length + v.length + 4,
+        'GET /all HTTP/1.1\r\nHost: 127.0.0.1\r\n'.length,
+      );
       expect(total).toBeLessThan(8_192);
       const res = await request(http).get('/all').set(headers).expect(200);
       expect(res.body.big).toHaveLength(length);
@@ -49,7 +69,12 @@ describe.each(PLATFORMS)('on %s', (platform) => {
     it('a cookie of up to 4 chunks written under the earlier default still opens, refreshes without failing, and logs out', async () => {
       const earlier = await createApp({ secret: SECRET, store: new CookieSessionStore({ maxChunks: 4 }) });
       try {
-        const jar = new Jar().apply(await request(earlier.getHttpServer()).post('/set/big').send({ value: text(10_000) }).expect(201));
+        const jar = new Jar().apply(
+          await request(earlier.getHttpServer())
+            .post('/set/big')
+            .send({ value: text(10_000) })
+            .expect(201),
+        );
         expect(jar.names()).toHaveLength(4);
         expect((await request(http).get('/all').set('Cookie', jar.header()).expect(200)).body.big).toHaveLength(10_000);
         const rolling = await createApp({ secret: SECRET, rolling: true, touchAfter: 0 });
@@ -68,7 +93,11 @@ describe.each(PLATFORMS)('on %s', (platform) => {
 
     it('one byte more fails with a SessionTooLargeError that says to keep less or move to a server-side store', async () => {
       const { length, jar } = await largestAccepted(http);
-      const res = await request(http).post('/set/big').set('Cookie', jar.header()).send({ value: text(length + 1) }).expect(500);
+      const res = await request(http)
+        .post('/set/big')
+        .set('Cookie', jar.header())
+        .send({ value: text(length + 1) })
+        .expect(500);
       expect(setCookies(res)).toEqual([]);
       const errors = logger.messages('error').join('\n');
       expect(errors).toMatch(/the cookie store's 6000-byte budget for a session's cookies in a request can carry at most \d+ bytes/);
@@ -129,10 +158,16 @@ describe.each(PLATFORMS)('on %s', (platform) => {
 
     it('shrinking the session expires the chunks it no longer needs', async () => {
       const jar = new Jar();
-      jar.apply(await request(http).post('/set/big').send({ value: text(10_000) }));
+      jar.apply(
+        await request(http)
+          .post('/set/big')
+          .send({ value: text(10_000) }),
+      );
       expect(jar.names()).toHaveLength(4);
       const res = await request(http).post('/set/big').set('Cookie', jar.header()).send({ value: 'small' }).expect(201);
-      const expired = setCookies(res).filter(isExpiry).map((h) => h.split('=')[0]);
+      const expired = setCookies(res)
+        .filter(isExpiry)
+        .map((h) => h.split('=')[0]);
       expect(expired.sort()).toEqual(['session.1', 'session.2', 'session.3']);
       jar.apply(res);
       expect(jar.names()).toEqual(['session']);
@@ -140,8 +175,16 @@ describe.each(PLATFORMS)('on %s', (platform) => {
     });
 
     it('swapped, missing or foreign chunks do not open', async () => {
-      const a = new Jar().apply(await request(http).post('/set/big').send({ value: text(10_000) }));
-      const b = new Jar().apply(await request(http).post('/set/big').send({ value: text(10_001) }));
+      const a = new Jar().apply(
+        await request(http)
+          .post('/set/big')
+          .send({ value: text(10_000) }),
+      );
+      const b = new Jar().apply(
+        await request(http)
+          .post('/set/big')
+          .send({ value: text(10_001) }),
+      );
       const variants: Record<string, string> = {};
       const swapped = new Map(a.cookies);
       swapped.set('session.1', a.cookies.get('session.2')!);
@@ -156,13 +199,19 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       for (const [name, header] of Object.entries(variants)) {
         const res = await request(http).get('/all').set('Cookie', header).expect(200);
         expect(res.body, name).toEqual({});
-        const expired = setCookies(res).filter(isExpiry).map((h) => h.split('=')[0]);
+        const expired = setCookies(res)
+          .filter(isExpiry)
+          .map((h) => h.split('=')[0]);
         expect(expired, name).toContain('session');
       }
     });
 
     it('chunks whose tag does not match are refused, even when they put together a valid token', async () => {
-      const jar = new Jar().apply(await request(http).post('/set/big').send({ value: text(10_000) }));
+      const jar = new Jar().apply(
+        await request(http)
+          .post('/set/big')
+          .send({ value: text(10_000) }),
+      );
       expect((await request(http).get('/all').set('Cookie', jar.header())).body.big).toHaveLength(10_000);
       const main = jar.cookies.get('session')!;
       const tag = main.split('~')[2]!;
@@ -173,7 +222,10 @@ describe.each(PLATFORMS)('on %s', (platform) => {
 
     it('two saves in one response expire the chunks the second no longer needs', async () => {
       const jar = new Jar();
-      const res = await request(http).post('/set-twice').send({ first: text(10_000), second: 'small' }).expect(201);
+      const res = await request(http)
+        .post('/set-twice')
+        .send({ first: text(10_000), second: 'small' })
+        .expect(201);
       jar.apply(res);
       expect(jar.names()).toEqual(['session']);
       expect((await request(http).get('/all').set('Cookie', jar.header())).body).toEqual({ big: 'small' });
@@ -187,7 +239,11 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       const [arrived, release] = [new Latch(), new Latch()];
       arrivals.set('cookie-logout', arrived);
       latches.set('cookie-logout', release);
-      const slow = request(http).post('/set/late').set('Cookie', before).send({ value: 1, wait: 'cookie-logout' }).then((r) => r);
+      const slow = request(http)
+        .post('/set/late')
+        .set('Cookie', before)
+        .send({ value: 1, wait: 'cookie-logout' })
+        .then((r) => r);
       await arrived.wait; // the slow request holds the logged-in session
       jar.apply(await request(http).post('/logout').set('Cookie', before).send({}).expect(201));
       release.open();
@@ -215,18 +271,30 @@ describe.each(PLATFORMS)('on %s', (platform) => {
 
     it('a 100 KB session fails with SessionTooLargeError before any header, and the previous cookie still works', async () => {
       const jar = new Jar().apply(await request(http).post('/write').send({ value: 'before' }));
-      const res = await request(http).post('/set/huge').set('Cookie', jar.header()).send({ value: text(100_000) }).expect(500);
+      const res = await request(http)
+        .post('/set/huge')
+        .set('Cookie', jar.header())
+        .send({ value: text(100_000) })
+        .expect(500);
       expect(setCookies(res)).toEqual([]);
       const errors = logger.messages('error').join('\n');
       expect(errors).toMatch(/SessionTooLargeError|too large/);
-      expect(errors).toMatch(/its token is \d{6} bytes, and 4 cookies of 4096 bytes \(with these cookie attributes\) can carry at most \d+ bytes/);
+      expect(errors).toMatch(
+        /its token is \d{6} bytes, and 4 cookies of 4096 bytes \(with these cookie attributes\) can carry at most \d+ bytes/,
+      );
       expect((await request(http).get('/all').set('Cookie', jar.header())).body).toEqual({ value: 'before' });
     });
 
     it('destroy() expires every chunk', async () => {
-      const jar = new Jar().apply(await request(http).post('/set/big').send({ value: text(10_000) }));
+      const jar = new Jar().apply(
+        await request(http)
+          .post('/set/big')
+          .send({ value: text(10_000) }),
+      );
       const res = await request(http).post('/logout').set('Cookie', jar.header()).send({}).expect(201);
-      const expired = setCookies(res).filter(isExpiry).map((h) => h.split('=')[0]);
+      const expired = setCookies(res)
+        .filter(isExpiry)
+        .map((h) => h.split('=')[0]);
       expect(expired.sort()).toEqual(['session', 'session.1', 'session.2', 'session.3']);
       jar.apply(res);
       expect(jar.names()).toEqual([]);
@@ -321,8 +389,14 @@ describe.each(PLATFORMS)('on %s', (platform) => {
 
     it('maxChunks 1 refuses what does not fit in one cookie', async () => {
       const http = await make({ secret: SECRET, store: new CookieSessionStore({ maxChunks: 1 }) });
-      await request(http).post('/set/a').send({ value: text(2_000) }).expect(201);
-      await request(http).post('/set/a').send({ value: text(5_000) }).expect(500);
+      await request(http)
+        .post('/set/a')
+        .send({ value: text(2_000) })
+        .expect(201);
+      await request(http)
+        .post('/set/a')
+        .send({ value: text(5_000) })
+        .expect(500);
     });
 
     it('bad store options are refused with a clear message', () => {

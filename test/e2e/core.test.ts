@@ -239,7 +239,11 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       const arrived = new Latch();
       arrivals.set('overlap', arrived);
       // The slow request loads the session first and saves last.
-      const slow = request(http).post('/set/a').set('Cookie', cookie).send({ value: 'A', wait: 'overlap' }).then((r) => r);
+      const slow = request(http)
+        .post('/set/a')
+        .set('Cookie', cookie)
+        .send({ value: 'A', wait: 'overlap' })
+        .then((r) => r);
       await arrived.wait; // the request has loaded its session and waits
       await request(http).post('/set/b').set('Cookie', cookie).send({ value: 'B' }).expect(201);
       latch.open();
@@ -253,7 +257,11 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       latches.set('after-logout', latch);
       const arrived = new Latch();
       arrivals.set('after-logout', arrived);
-      const slow = request(http).post('/set/late').set('Cookie', cookie).send({ value: 1, wait: 'after-logout' }).then((r) => r);
+      const slow = request(http)
+        .post('/set/late')
+        .set('Cookie', cookie)
+        .send({ value: 1, wait: 'after-logout' })
+        .then((r) => r);
       await arrived.wait; // the request has loaded its session and waits
       await request(http).post('/logout').set('Cookie', cookie).send({}).expect(201);
       latch.open();
@@ -271,7 +279,11 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       latches.set('login-vs-logout', latch);
       const arrived = new Latch();
       arrivals.set('login-vs-logout', arrived);
-      const login = request(http).post('/login').set('Cookie', cookie).send({ user: 'ann', wait: 'login-vs-logout' }).then((r) => r);
+      const login = request(http)
+        .post('/login')
+        .set('Cookie', cookie)
+        .send({ user: 'ann', wait: 'login-vs-logout' })
+        .then((r) => r);
       await arrived.wait; // the request has loaded its session and waits
       await request(http).post('/logout').set('Cookie', cookie).send({}).expect(201);
       latch.open();
@@ -282,14 +294,18 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({});
     });
 
-    it("a slow request on the old ID does not erase the cookie of a login made meanwhile", async () => {
+    it('a slow request on the old ID does not erase the cookie of a login made meanwhile', async () => {
       const agent = request.agent(http);
       const oldCookie = sessionCookie(await agent.post('/write').send({ value: 0 }));
       const latch = new Latch();
       latches.set('slow-vs-login', latch);
       const arrived = new Latch();
       arrivals.set('slow-vs-login', arrived);
-      const slow = request(http).post('/set/late').set('Cookie', oldCookie).send({ value: 1, wait: 'slow-vs-login' }).then((r) => r);
+      const slow = request(http)
+        .post('/set/late')
+        .set('Cookie', oldCookie)
+        .send({ value: 1, wait: 'slow-vs-login' })
+        .then((r) => r);
       await arrived.wait; // the request has loaded its session and waits
       await agent.post('/login').send({ user: 'ann' }).expect(201);
       latch.open();
@@ -315,29 +331,29 @@ describe.each(PLATFORMS)('on %s', (platform) => {
     });
 
     it('a regenerate whose new record cannot be created fails with a 503 and keeps the old session', async () => {
-    class FailingCreate extends InMemorySessionStore {
-      failCreate = false;
-      protected override async insert(...args: Parameters<InMemorySessionStore['insert']>) {
-        if (this.failCreate) throw new Error('insert refused');
-        return super.insert(...args);
+      class FailingCreate extends InMemorySessionStore {
+        failCreate = false;
+        protected override async insert(...args: Parameters<InMemorySessionStore['insert']>) {
+          if (this.failCreate) throw new Error('insert refused');
+          return super.insert(...args);
+        }
       }
-    }
-    const failing = new FailingCreate();
-    const other = await createApp({ secret: SECRET, store: failing });
-    try {
-      const agent = request.agent(other.getHttpServer());
-      await agent.post('/write').send({ value: 'cart' }).expect(201);
-      failing.failCreate = true;
-      await agent.post('/login').send({ user: 'ann' }).expect(503);
-      failing.failCreate = false;
-      expect((await agent.get('/all')).body).toEqual({ value: 'cart' });
-      expect(failing.size).toBe(1);
-    } finally {
-      await other.close();
-    }
-  });
+      const failing = new FailingCreate();
+      const other = await createApp({ secret: SECRET, store: failing });
+      try {
+        const agent = request.agent(other.getHttpServer());
+        await agent.post('/write').send({ value: 'cart' }).expect(201);
+        failing.failCreate = true;
+        await agent.post('/login').send({ user: 'ann' }).expect(503);
+        failing.failCreate = false;
+        expect((await agent.get('/all')).body).toEqual({ value: 'cart' });
+        expect(failing.size).toBe(1);
+      } finally {
+        await other.close();
+      }
+    });
 
-  it('a value changed in place after save() is saved too', async () => {
+    it('a value changed in place after save() is saved too', async () => {
       const agent = request.agent(http);
       await agent.post('/save-then-push').expect(201);
       expect((await agent.get('/all')).body).toEqual({ list: ['late'] });
@@ -472,7 +488,10 @@ describe.each(PLATFORMS)('on %s', (platform) => {
   ])('expiry with the %s store (fake clock)', (_name, makeStore) => {
     afterEach(() => vi.useRealTimers());
 
-    async function withApp(options: Partial<SessionsModuleOptions>, run: (http: ReturnType<INestApplication['getHttpServer']>) => Promise<void>) {
+    async function withApp(
+      options: Partial<SessionsModuleOptions>,
+      run: (http: ReturnType<INestApplication['getHttpServer']>) => Promise<void>,
+    ) {
       const app = await createApp({ secret: SECRET, store: makeStore(), ...options });
       try {
         await run(app.getHttpServer());
@@ -534,7 +553,10 @@ describe.each(PLATFORMS)('on %s', (platform) => {
         await agent.post('/write').send({ value: 1 });
         for (let i = 0; i < 4; i++) {
           vi.setSystemTime(Date.now() + 60_000);
-          await agent.post('/login').send({ user: `u${i}` }).expect(201);
+          await agent
+            .post('/login')
+            .send({ user: `u${i}` })
+            .expect(201);
         }
         vi.setSystemTime(Date.now() + 61_000);
         expect((await agent.get('/read')).body.isNew).toBe(true);
@@ -543,79 +565,79 @@ describe.each(PLATFORMS)('on %s', (platform) => {
   });
 
   describe('how handlers that take @Session() are run', () => {
-  it('a handler another method decorator replaced still loads and saves its session, and stays as it was', async () => {
-    const logger = new RecordingLogger();
-    const wrapped = WrappedController.prototype.wrapped;
-    const app = await createApp(SECRET, { controllers: [ProbeController, WrappedController], logger });
-    try {
-      const agent = request.agent(app.getHttpServer());
-      expect((await agent.get('/wrapped').expect(200)).body).toEqual({ isNew: true, wrapped: true });
-      expect((await agent.get('/all')).body).toEqual({ wrapped: true });
-      expect(logger.messages('warn')).toEqual([]);
-      expect(WrappedController.prototype.wrapped).toBe(wrapped);
-    } finally {
-      await app.close();
-    }
+    it('a handler another method decorator replaced still loads and saves its session, and stays as it was', async () => {
+      const logger = new RecordingLogger();
+      const wrapped = WrappedController.prototype.wrapped;
+      const app = await createApp(SECRET, { controllers: [ProbeController, WrappedController], logger });
+      try {
+        const agent = request.agent(app.getHttpServer());
+        expect((await agent.get('/wrapped').expect(200)).body).toEqual({ isNew: true, wrapped: true });
+        expect((await agent.get('/all')).body).toEqual({ wrapped: true });
+        expect(logger.messages('warn')).toEqual([]);
+        expect(WrappedController.prototype.wrapped).toBe(wrapped);
+      } finally {
+        await app.close();
+      }
+    });
+
+    describe('with the metadata, pipes and results of ordinary Nest handlers', () => {
+      let app: INestApplication;
+      let agent: ReturnType<typeof request.agent>;
+      beforeAll(async () => {
+        app = await createApp(SECRET, { controllers: [ProbeController, HandlersController] });
+        agent = request.agent(app.getHttpServer());
+      });
+      afterAll(() => app.close());
+
+      it("a guard reads the handler's own metadata through Reflector", async () => {
+        await agent.get('/handlers/role').expect(403);
+        expect((await agent.get('/handlers/role').set('x-role', 'admin').expect(200)).body).toEqual({ role: 'admin' });
+        expect((await agent.get('/all')).body).toMatchObject({ role: 'admin' });
+      });
+
+      it('a pipe on another parameter refuses the request with its 400; the next one is saved', async () => {
+        const refused = await agent.post('/handlers/count/many').expect(400);
+        expect(refused.body.message).toMatch(/numeric string is expected/);
+        await agent.post('/handlers/count/3').expect(201);
+        expect((await agent.get('/all')).body).toMatchObject({ count: 3 });
+      });
+
+      it('an Observable result is saved after each value, changes made while it runs included', async () => {
+        expect((await agent.get('/handlers/observable').expect(200)).body).toEqual({ step: 2 });
+        expect((await agent.get('/all')).body).toMatchObject({ step: 2, late: true });
+      });
+
+      it('a failing Observable rolls back what it changed', async () => {
+        await agent.get('/handlers/observable-fails').expect(500);
+        expect((await agent.get('/all')).body).not.toHaveProperty('doomed');
+      });
+
+      it('the method, called directly in a unit test with a plain object, is the method as written', () => {
+        const controller = new HandlersController();
+        const fake = { set: vi.fn() };
+        expect(controller.count(5, fake as never)).toEqual({ count: 5 });
+        expect(fake.set).toHaveBeenCalledWith('count', 5);
+      });
+    });
+
+    it('a global guard that uses SessionsService gets its changes saved on every route', async () => {
+      const logger = new RecordingLogger();
+      const app = await createApp(SECRET, {
+        logger,
+        providers: [LoadsSessionGuard, { provide: APP_GUARD, useClass: LoadsSessionGuard }],
+      });
+      try {
+        const agent = request.agent(app.getHttpServer());
+        await agent.get('/none?mark=global').expect(200);
+        expect((await agent.get('/all')).body).toEqual({ guard: 'global' });
+        expect(logger.messages('warn')).toEqual([]);
+      } finally {
+        await app.close();
+      }
+    });
   });
 
-  describe('with the metadata, pipes and results of ordinary Nest handlers', () => {
-    let app: INestApplication;
-    let agent: ReturnType<typeof request.agent>;
-    beforeAll(async () => {
-      app = await createApp(SECRET, { controllers: [ProbeController, HandlersController] });
-      agent = request.agent(app.getHttpServer());
-    });
-    afterAll(() => app.close());
-
-    it('a guard reads the handler\'s own metadata through Reflector', async () => {
-      await agent.get('/handlers/role').expect(403);
-      expect((await agent.get('/handlers/role').set('x-role', 'admin').expect(200)).body).toEqual({ role: 'admin' });
-      expect((await agent.get('/all')).body).toMatchObject({ role: 'admin' });
-    });
-
-    it('a pipe on another parameter refuses the request with its 400; the next one is saved', async () => {
-      const refused = await agent.post('/handlers/count/many').expect(400);
-      expect(refused.body.message).toMatch(/numeric string is expected/);
-      await agent.post('/handlers/count/3').expect(201);
-      expect((await agent.get('/all')).body).toMatchObject({ count: 3 });
-    });
-
-    it('an Observable result is saved after each value, changes made while it runs included', async () => {
-      expect((await agent.get('/handlers/observable').expect(200)).body).toEqual({ step: 2 });
-      expect((await agent.get('/all')).body).toMatchObject({ step: 2, late: true });
-    });
-
-    it('a failing Observable rolls back what it changed', async () => {
-      await agent.get('/handlers/observable-fails').expect(500);
-      expect((await agent.get('/all')).body).not.toHaveProperty('doomed');
-    });
-
-    it('the method, called directly in a unit test with a plain object, is the method as written', () => {
-      const controller = new HandlersController();
-      const fake = { set: vi.fn() };
-      expect(controller.count(5, fake as never)).toEqual({ count: 5 });
-      expect(fake.set).toHaveBeenCalledWith('count', 5);
-    });
-  });
-
-  it('a global guard that uses SessionsService gets its changes saved on every route', async () => {
-    const logger = new RecordingLogger();
-    const app = await createApp(SECRET, {
-      logger,
-      providers: [LoadsSessionGuard, { provide: APP_GUARD, useClass: LoadsSessionGuard }],
-    });
-    try {
-      const agent = request.agent(app.getHttpServer());
-      await agent.get('/none?mark=global').expect(200);
-      expect((await agent.get('/all')).body).toEqual({ guard: 'global' });
-      expect(logger.messages('warn')).toEqual([]);
-    } finally {
-      await app.close();
-    }
-  });
-});
-
-describe('module registration', () => {
+  describe('module registration', () => {
     it.each([0, -10])('maxAge %s fails at startup', async (maxAge) => {
       await expect(createApp({ secret: SECRET, maxAge })).rejects.toThrow(
         /SessionsModule.forRoot\(\): maxAge must be a number of seconds greater than 0/,

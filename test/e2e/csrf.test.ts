@@ -2,7 +2,23 @@ import { Controller, Post, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InMemorySessionStore, Session, SkipCsrf } from '../../src/index.js';
-import { appOn, GuardedController, HooksController, LoadsSessionGuard, PLATFORMS, ProbeController, RecordingLogger, SECRET, sessionCookie, setCookies, VisitsModule, ChainController, AuthService, SignsInGuard, MarksAfterInterceptor } from '../fixtures/app.js';
+import {
+  appOn,
+  GuardedController,
+  HooksController,
+  LoadsSessionGuard,
+  PLATFORMS,
+  ProbeController,
+  RecordingLogger,
+  SECRET,
+  sessionCookie,
+  setCookies,
+  VisitsModule,
+  ChainController,
+  AuthService,
+  SignsInGuard,
+  MarksAfterInterceptor,
+} from '../fixtures/app.js';
 
 const EVIL = 'http://evil.example';
 
@@ -52,8 +68,16 @@ describe.each(PLATFORMS)('cross-site request protection on %s', (platform) => {
   const login = async () => sessionCookie(await request(http).post('/write').send({ value: 'mine' }).expect(201));
 
   it.each([
-    ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site', origin: EVIL }, /Sec-Fetch-Site is cross-site and Origin http:\/\/evil\.example is not a trusted origin/],
-    ['Sec-Fetch-Site: same-site (another port of the host)', { 'sec-fetch-site': 'same-site', origin: 'http://127.0.0.1:1' }, /Sec-Fetch-Site is same-site/],
+    [
+      'Sec-Fetch-Site: cross-site',
+      { 'sec-fetch-site': 'cross-site', origin: EVIL },
+      /Sec-Fetch-Site is cross-site and Origin http:\/\/evil\.example is not a trusted origin/,
+    ],
+    [
+      'Sec-Fetch-Site: same-site (another port of the host)',
+      { 'sec-fetch-site': 'same-site', origin: 'http://127.0.0.1:1' },
+      /Sec-Fetch-Site is same-site/,
+    ],
     ['an Origin of another site, without Sec-Fetch-Site', { origin: EVIL }, /Origin http:\/\/evil\.example is not this app's origin/],
     ['Origin null', { origin: 'null' }, /Origin null is not this app's origin/],
   ])('%s: a 403 that says why, and the session is neither read nor changed', async (_name, headers, why) => {
@@ -120,10 +144,17 @@ describe.each(PLATFORMS)('cross-site request protection on %s', (platform) => {
   });
 
   it('is off with csrf: false, and with the header transport', async () => {
-    for (const options of [{ secret: SECRET, csrf: false as const }, { secret: SECRET, store: new InMemorySessionStore(), transport: { header: 'x-session-id' } }]) {
+    for (const options of [
+      { secret: SECRET, csrf: false as const },
+      { secret: SECRET, store: new InMemorySessionStore(), transport: { header: 'x-session-id' } },
+    ]) {
       const other = await createApp(options);
       try {
-        await request(other.getHttpServer()).post('/write').set({ 'sec-fetch-site': 'cross-site', origin: EVIL }).send({ value: 1 }).expect(201);
+        await request(other.getHttpServer())
+          .post('/write')
+          .set({ 'sec-fetch-site': 'cross-site', origin: EVIL })
+          .send({ value: 1 })
+          .expect(201);
       } finally {
         await other.close();
       }

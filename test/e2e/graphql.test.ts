@@ -59,7 +59,11 @@ class CounterResolver {
   }
 }
 
-async function graphqlApp(context: ApolloDriverConfig['context'], logger = new RecordingLogger(), options: Partial<SessionsModuleOptions> = {}): Promise<INestApplication> {
+async function graphqlApp(
+  context: ApolloDriverConfig['context'],
+  logger = new RecordingLogger(),
+  options: Partial<SessionsModuleOptions> = {},
+): Promise<INestApplication> {
   @Module({
     imports: [
       SessionsModule.forRoot({ secret: SECRET, store: new InMemorySessionStore(), ...options }),
@@ -132,7 +136,9 @@ describe('GraphQL resolvers (Apollo on Express)', () => {
 
 describe('GraphQL with requireToken', () => {
   it('a resolver that takes the session needs the token over POST (queries too); a GET query issues it', async () => {
-    const app = await graphqlApp(({ req, res }: { req: unknown; res: unknown }) => ({ req, res }), new RecordingLogger(), { csrf: { requireToken: true } });
+    const app = await graphqlApp(({ req, res }: { req: unknown; res: unknown }) => ({ req, res }), new RecordingLogger(), {
+      csrf: { requireToken: true },
+    });
     try {
       const agent = request.agent(app.getHttpServer());
       // GraphQL queries go by POST too: a resolver that takes the session needs the token there as well.
@@ -143,10 +149,18 @@ describe('GraphQL with requireToken', () => {
       const refused = await agent.post('/graphql').send({ query: 'mutation { increment }' }).expect(200);
       expect(refused.body.data).toBeNull();
       expect(JSON.stringify(refused.body.errors)).toMatch(/no anti-forgery token/);
-      expect((await agent.post('/graphql').set('x-csrf-token', token).send({ query: 'mutation { increment }' }).expect(200)).body).toEqual({ data: { increment: 1 } });
-      const wrong = await agent.post('/graphql').set('x-csrf-token', token.slice(0, -2)).send({ query: 'mutation { increment }' }).expect(200);
+      expect((await agent.post('/graphql').set('x-csrf-token', token).send({ query: 'mutation { increment }' }).expect(200)).body).toEqual({
+        data: { increment: 1 },
+      });
+      const wrong = await agent
+        .post('/graphql')
+        .set('x-csrf-token', token.slice(0, -2))
+        .send({ query: 'mutation { increment }' })
+        .expect(200);
       expect(JSON.stringify(wrong.body.errors)).toMatch(/does not match this session/);
-      expect((await agent.post('/graphql').set('x-csrf-token', token).send({ query: '{ count hello }' })).body).toEqual({ data: { count: 1, hello: 'world' } });
+      expect((await agent.post('/graphql').set('x-csrf-token', token).send({ query: '{ count hello }' })).body).toEqual({
+        data: { count: 1, hello: 'world' },
+      });
       // Without a token: the @SkipCsrf() field answers, the one that is not skipped is refused.
       const mixed = await agent.post('/graphql').send({ query: '{ ping countOrNull }' }).expect(200);
       expect(mixed.body.data).toEqual({ ping: false, countOrNull: null });
@@ -155,7 +169,11 @@ describe('GraphQL with requireToken', () => {
       // is judged once, against the session as it came.
       const both = await agent.post('/graphql').set('x-csrf-token', token).send({ query: 'mutation { relogin increment }' }).expect(200);
       expect(both.body).toEqual({ data: { relogin: true, increment: 2 } });
-      await agent.post('/graphql').set('x-csrf-token', token).send({ query: 'mutation { increment }' }).expect(200)
+      await agent
+        .post('/graphql')
+        .set('x-csrf-token', token)
+        .send({ query: 'mutation { increment }' })
+        .expect(200)
         .then((res) => expect(JSON.stringify(res.body.errors)).toMatch(/does not match this session/));
     } finally {
       await app.close();

@@ -99,7 +99,10 @@ describe.each(PLATFORMS)('the header transport on %s', (platform) => {
     const logger = new RecordingLogger();
     const app = await createApp({ secret: SECRET, transport: { header: 'x-session-id' } }, { platform, logger });
     try {
-      const res = await request(app.getHttpServer()).post('/set/big').send({ value: 'x'.repeat(10_000) }).expect(500);
+      const res = await request(app.getHttpServer())
+        .post('/set/big')
+        .send({ value: 'x'.repeat(10_000) })
+        .expect(500);
       expect(res.headers[HEADER]).toBeUndefined();
       expect(logger.messages('error').join('\n')).toMatch(/its token is \d+ bytes, and the x-session-id header can carry at most 8192/);
     } finally {

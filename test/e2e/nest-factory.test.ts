@@ -60,7 +60,8 @@ describe.each(PLATFORMS)('the compiled sample, started by Node, on %s', (platfor
 });
 
 describe('the built package', () => {
-  const files = () => readdirSync(`${root}/dist`, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.d.ts') || f.endsWith('.js'));
+  const files = () =>
+    readdirSync(`${root}/dist`, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.d.ts') || f.endsWith('.js'));
   const read = (f: string) => readFileSync(`${root}/dist/${f}`, 'utf8');
 
   it('ships no @internal member in its type declarations', () => {
@@ -70,7 +71,23 @@ describe('the built package', () => {
       expect(declarations).toContain(`${build}/stores/server-store.d.ts`);
     }
     const text = declarations.map(read).join('\n');
-    for (const internal of ['_pending', '_data(', '_rollback', '_committed', 'attach(', 'SessionHandle', 'PendingChange', 'storeContext', 'warnHeadersSent', 'warnNeverSaved', 'notHttp', 'takesSession', 'handleOfRequest', 'unavailable(', 'SESSIONS_MODULE_MARK']) {
+    for (const internal of [
+      '_pending',
+      '_data(',
+      '_rollback',
+      '_committed',
+      'attach(',
+      'SessionHandle',
+      'PendingChange',
+      'storeContext',
+      'warnHeadersSent',
+      'warnNeverSaved',
+      'notHttp',
+      'takesSession',
+      'handleOfRequest',
+      'unavailable(',
+      'SESSIONS_MODULE_MARK',
+    ]) {
       expect(text, internal).not.toContain(internal);
     }
   });

@@ -94,7 +94,13 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
         {
           logger,
           controllers: [ProbeController, ChainController, GuardedController],
-          providers: [LoadsSessionGuard, AuthService, SignsInGuard, MarksAfterInterceptor, { provide: APP_INTERCEPTOR, useClass: OuterInterceptor }],
+          providers: [
+            LoadsSessionGuard,
+            AuthService,
+            SignsInGuard,
+            MarksAfterInterceptor,
+            { provide: APP_INTERCEPTOR, useClass: OuterInterceptor },
+          ],
           imports: [VisitsModule, InterceptsModule],
           beforeInit: (a) => a.useGlobalInterceptors(new InnerGlobalInterceptor(a.get(SessionsService))),
         },
@@ -149,7 +155,7 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       expect((await agent.get('/all')).body).toEqual({ value: 1, module: true });
     });
 
-    it("an APP_INTERCEPTOR of the root module runs outside: a change after the chain needs save()", async () => {
+    it('an APP_INTERCEPTOR of the root module runs outside: a change after the chain needs save()', async () => {
       const agent = request.agent(http);
       await agent.post('/write').send({ value: 1 }).expect(201);
       await agent.get('/read').set('x-outer', '1').expect(200);
@@ -171,7 +177,9 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       await agent.post('/write').send({ value: 2 }).expect(201);
       const warnings = logger.messages('warn').filter((m) => m.startsWith('POST /chain/late-load:'));
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatch(/never saved, because the sessions interceptor did not run after it was loaded.*"await session\.save\(\)"/);
+      expect(warnings[0]).toMatch(
+        /never saved, because the sessions interceptor did not run after it was loaded.*"await session\.save\(\)"/,
+      );
     });
 
     it('an inner interceptor that loads the session on a route without @Session(): a warning names the handler', async () => {
@@ -187,7 +195,9 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       await agent.post('/write').send({ value: 1 }).expect(201);
       await agent.get('/guarded/plain?mark=refused&deny=1').expect(403);
       expect((await agent.get('/all')).body).toEqual({ value: 1 });
-      expect(logger.messages('warn').filter((m) => m.startsWith('GuardedController.plain:'))[0]).toMatch(/never saved, because the sessions interceptor did not run after it was loaded/);
+      expect(logger.messages('warn').filter((m) => m.startsWith('GuardedController.plain:'))[0]).toMatch(
+        /never saved, because the sessions interceptor did not run after it was loaded/,
+      );
     });
 
     it('a server-sent event stream saves the changes each event makes to an existing session', async () => {
@@ -221,7 +231,9 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
       const agent = request.agent(app.getHttpServer());
       await agent.post('/write').set('x-before', '1').send({ value: 1 }).expect(201);
       expect((await agent.get('/all')).body).toEqual({ value: 1 });
-      expect(logger.messages('warn').join('\n')).toMatch(/ProbeController.write: a change to the session was never saved, because it was changed after/);
+      expect(logger.messages('warn').join('\n')).toMatch(
+        /ProbeController.write: a change to the session was never saved, because it was changed after/,
+      );
       await agent.post('/write').set('x-before', '1').set('x-save', '1').send({ value: 2 }).expect(201);
       expect((await agent.get('/all')).body).toEqual({ value: 2, before: true });
     } finally {
@@ -285,4 +297,3 @@ describe.each(PLATFORMS)('the request flow on %s', (platform) => {
     });
   });
 });
-

@@ -29,7 +29,9 @@ describe.each(PLATFORMS)('the sample app on %s', (platform) => {
     let token = (await agent.get('/csrf-token').expect(200)).body.token as string;
     expect((await agent.post('/cart').send({ sku: 'tea' }).expect(403)).body.message).toMatch(/no anti-forgery token/);
     await agent.post('/cart').set('x-csrf-token', token).send({ sku: 'tea' }).expect(201);
-    expect((await agent.post('/cart').set('x-csrf-token', token).send({ sku: 'milk' }).expect(201)).body).toEqual({ items: ['tea', 'milk'] });
+    expect((await agent.post('/cart').set('x-csrf-token', token).send({ sku: 'milk' }).expect(201)).body).toEqual({
+      items: ['tea', 'milk'],
+    });
     await agent.get('/me').expect(401);
     const login = await agent.post('/login').set('x-csrf-token', token).send({ name: 'ann' }).expect(201);
     await agent.post('/cart').set('x-csrf-token', token).send({ sku: 'old token' }).expect(403);
@@ -46,12 +48,25 @@ describe.each(PLATFORMS)('the sample app on %s', (platform) => {
     const tokenOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
     let page = (await agent.get('/shop').expect(200)).text;
     await agent.post('/shop/cart').type('form').send({ sku: 'tea' }).expect(403);
-    await agent.post('/shop/cart').type('form').send({ sku: '<b>tea</b>', _csrf: tokenOf(page) }).expect(303).expect('location', '/shop');
-    await agent.post('/shop/login').type('form').send({ name: 'ann', _csrf: tokenOf(page) }).expect(303);
+    await agent
+      .post('/shop/cart')
+      .type('form')
+      .send({ sku: '<b>tea</b>', _csrf: tokenOf(page) })
+      .expect(303)
+      .expect('location', '/shop');
+    await agent
+      .post('/shop/login')
+      .type('form')
+      .send({ name: 'ann', _csrf: tokenOf(page) })
+      .expect(303);
     page = (await agent.get('/shop').expect(200)).text;
     expect(page).toContain('Signed in as ann');
     expect(page).toContain('<li>&lt;b&gt;tea&lt;/b&gt;</li>');
-    await agent.post('/shop/logout').type('form').send({ _csrf: tokenOf(page) }).expect(303);
+    await agent
+      .post('/shop/logout')
+      .type('form')
+      .send({ _csrf: tokenOf(page) })
+      .expect(303);
     expect((await agent.get('/shop').expect(200)).text).not.toContain('Signed in');
   });
 });

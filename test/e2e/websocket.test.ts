@@ -61,7 +61,10 @@ describe('WebSocket gateways with the module installed', () => {
 
   it('@Session() in a gateway fails with a clear error, not undefined', async () => {
     // The handler fails: the gateway answers with its generic exception event, never with a session.
-    expect(await exchange({ event: 'session', data: null })).toMatchObject({ event: 'exception', data: { status: 'error', message: 'Internal server error' } });
+    expect(await exchange({ event: 'session', data: null })).toMatchObject({
+      event: 'exception',
+      data: { status: 'error', message: 'Internal server error' },
+    });
     expect(logger.messages('error').join('\n')).toMatch(/Sessions work in HTTP handlers .* EchoGateway.session runs in a "ws" context/);
   });
 

@@ -34,17 +34,20 @@ const SIGNED = signId(newSessionId(), ring);
 
 /** A valid token changed in one of the ways an attacker would try. */
 const mutated = (token: string) =>
-  fc.oneof(
-    fc.tuple(fc.nat({ max: token.length - 1 }), fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~'))
-      .map(([i, c]) => token.slice(0, i) + c + token.slice(i + 1)),
-    fc.nat({ max: token.length - 1 }).map((n) => token.slice(0, n)),
-    fc.string({ minLength: 1, maxLength: 40 }).map((tail) => token + tail),
-    fc.tuple(fc.nat({ max: token.length - 1 }), fc.nat({ max: token.length - 1 })).map(([a, b]) => {
-      const chars = [...token];
-      [chars[a], chars[b]] = [chars[b]!, chars[a]!];
-      return chars.join('');
-    }),
-  ).filter((t) => t !== token);
+  fc
+    .oneof(
+      fc
+        .tuple(fc.nat({ max: token.length - 1 }), fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~'))
+        .map(([i, c]) => token.slice(0, i) + c + token.slice(i + 1)),
+      fc.nat({ max: token.length - 1 }).map((n) => token.slice(0, n)),
+      fc.string({ minLength: 1, maxLength: 40 }).map((tail) => token + tail),
+      fc.tuple(fc.nat({ max: token.length - 1 }), fc.nat({ max: token.length - 1 })).map(([a, b]) => {
+        const chars = [...token];
+        [chars[a], chars[b]] = [chars[b]!, chars[a]!];
+        return chars.join('');
+      }),
+    )
+    .filter((t) => t !== token);
 
 /** A value as JSON keeps it: Dates as ISO strings, undefined properties left out, -0 as 0. */
 function asJsonSeesIt(value: unknown): unknown {
@@ -71,9 +74,16 @@ const headerTransport = new HeaderTransport(io, 'x-session-id');
 describe('fuzzing', () => {
   it('opening random text never throws and never opens', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 600 }), fc.base64String({ maxLength: 600 }), fc.uint8Array({ maxLength: 450 }).map((b) => Buffer.from(b).toString('base64url'))), (token) => {
-        expect('failure' in open(ring, 'session', token, NOW)).toBe(true);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 600 }),
+          fc.base64String({ maxLength: 600 }),
+          fc.uint8Array({ maxLength: 450 }).map((b) => Buffer.from(b).toString('base64url')),
+        ),
+        (token) => {
+          expect('failure' in open(ring, 'session', token, NOW)).toBe(true);
+        },
+      ),
       params,
     );
   });
@@ -99,7 +109,10 @@ describe('fuzzing', () => {
   it('any Cookie header and any session header value are read without an exception', () => {
     const cookieText = fc.oneof(
       fc.string({ maxLength: 300 }),
-      fc.array(fc.tuple(fc.constantFrom('session', 'session.1', 'session.2', 'other', 'session.99'), fc.string({ maxLength: 80 })), { maxLength: 6 })
+      fc
+        .array(fc.tuple(fc.constantFrom('session', 'session.1', 'session.2', 'other', 'session.99'), fc.string({ maxLength: 80 })), {
+          maxLength: 6,
+        })
         .map((pairs) => pairs.map(([k, v]) => `${k}=${v}`).join('; ')),
       fc.string({ maxLength: 200 }).map((v) => `session=~2~${v}`),
     );
@@ -129,16 +142,28 @@ describe('fuzzing', () => {
 
   it('anything else is accepted (and then round-trips as JSON) or refused with a SessionSerializationError', () => {
     fc.assert(
-      fc.property(fc.anything({ withMap: true, withSet: true, withBigInt: true, withDate: true, withTypedArray: true, withSparseArray: true, withNullPrototype: true, withBoxedValues: true }), (value) => {
-        try {
-          assertJsonValue('k', value);
-        } catch (err) {
-          expect(err).toBeInstanceOf(SessionSerializationError);
-          return;
-        }
-        // Accepted: it reads back as the value itself, with JSON's own two conversions applied by hand.
-        expect(parseFields(serializeFields({ k: value })).k).toStrictEqual(asJsonSeesIt(value));
-      }),
+      fc.property(
+        fc.anything({
+          withMap: true,
+          withSet: true,
+          withBigInt: true,
+          withDate: true,
+          withTypedArray: true,
+          withSparseArray: true,
+          withNullPrototype: true,
+          withBoxedValues: true,
+        }),
+        (value) => {
+          try {
+            assertJsonValue('k', value);
+          } catch (err) {
+            expect(err).toBeInstanceOf(SessionSerializationError);
+            return;
+          }
+          // Accepted: it reads back as the value itself, with JSON's own two conversions applied by hand.
+          expect(parseFields(serializeFields({ k: value })).k).toStrictEqual(asJsonSeesIt(value));
+        },
+      ),
       params,
     );
   });
@@ -166,7 +191,11 @@ describe.each(PLATFORMS)('fuzzing over HTTP on %s', (platform) => {
   it('any Cookie header a client can send gives a 200 with an empty session, never an error', async () => {
     // A live token of this app: it opens as it is (checked), and no change to it may.
     const now = Date.now();
-    const live = seal(ring, 'session', { id: 'BBBBBBBBBBBBBBBBBBBBBB', times: { createdAt: now, refreshedAt: now, expiresAt: now + 3_600_000 }, payload: '{"value":"ann"}' });
+    const live = seal(ring, 'session', {
+      id: 'BBBBBBBBBBBBBBBBBBBBBB',
+      times: { createdAt: now, refreshedAt: now, expiresAt: now + 3_600_000 },
+      payload: '{"value":"ann"}',
+    });
     expect((await request(app.getHttpServer()).get('/read').set('Cookie', `session=${live}`)).body.value).toBe('ann');
     // What Node's HTTP client lets through in a header: visible ASCII and spaces.
     const visible = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 300 });

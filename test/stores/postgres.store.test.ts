@@ -56,10 +56,14 @@ const make: MakeStore = async ({ timeout, port = PG_PORT, maxPending } = {}) => 
     store,
     sent: () => sent,
     exists: async (id) => (await admin.query(`SELECT 1 FROM "${table}" WHERE id = $1`, [id])).rowCount === 1,
-    ttl: async (id) => ((await admin.query(`SELECT expires_at FROM "${table}" WHERE id = $1`, [id])).rows[0].expires_at as Date).getTime() - Date.now(),
+    ttl: async (id) =>
+      ((await admin.query(`SELECT expires_at FROM "${table}" WHERE id = $1`, [id])).rows[0].expires_at as Date).getTime() - Date.now(),
     corrupt: async (id) => void (await admin.query(`UPDATE "${table}" SET data = '[1, 2]'::jsonb WHERE id = $1`, [id])),
     plantDeep: async (id, levels) =>
-      void (await admin.query(`UPDATE "${table}" SET data = data || jsonb_build_object('deep', $2::jsonb) WHERE id = $1`, [id, '['.repeat(levels) + ']'.repeat(levels)])),
+      void (await admin.query(`UPDATE "${table}" SET data = data || jsonb_build_object('deep', $2::jsonb) WHERE id = $1`, [
+        id,
+        '['.repeat(levels) + ']'.repeat(levels),
+      ])),
     close: async () => {
       await pool.end();
       await admin.query(`DROP TABLE IF EXISTS "${table}"`);
@@ -117,7 +121,10 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
         'refreshed_at timestamp with time zone',
         'expires_at timestamp with time zone',
       ]);
-      const index = await admin.query(`SELECT indexdef FROM pg_indexes WHERE tablename = $1 AND indexname = $2`, [table, `${table}_expires_at_idx`]);
+      const index = await admin.query(`SELECT indexdef FROM pg_indexes WHERE tablename = $1 AND indexname = $2`, [
+        table,
+        `${table}_expires_at_idx`,
+      ]);
       expect(index.rows[0].indexdef).toMatch(/\(expires_at\)/);
       await admin.query(`DROP TABLE "${table}"`);
     });
@@ -188,7 +195,9 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
       const table = tableName();
       const pools = Array.from({ length: 4 }, () => new pg.Pool({ ...connection, port: PG_PORT, max: 2 }));
       try {
-        const stores = pools.map((pool) => new PostgresSessionStore(pool, { tableName: table, createTableIfMissing: true, pruneInterval: 0 }));
+        const stores = pools.map(
+          (pool) => new PostgresSessionStore(pool, { tableName: table, createTableIfMissing: true, pruneInterval: 0 }),
+        );
         const results = await Promise.allSettled(stores.map((store) => store.onModuleInit()));
         expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
         stores.forEach((store) => store.onModuleDestroy());
@@ -198,13 +207,16 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
       }
     });
 
-    it('text jsonb cannot hold fails the save as the data\'s fault (500), not as an outage (503)', async () => {
+    it("text jsonb cannot hold fails the save as the data's fault (500), not as an outage (503)", async () => {
       const backend = await make();
       const app: INestApplication = await createApp({ secret: SECRET, store: backend.store }, { logger: new RecordingLogger() });
       try {
         const http = app.getHttpServer();
         await request(http).post('/set/text').send({ value: 'lone \ud800 surrogate' }).expect(500);
-        await request(http).post('/set/nested').send({ value: { ['key\u0000']: 1 } }).expect(500);
+        await request(http)
+          .post('/set/nested')
+          .send({ value: { ['key\u0000']: 1 } })
+          .expect(500);
         // A backslash followed by "u0000" is ordinary text.
         const agent = request.agent(http);
         await agent.post('/set/path').send({ value: 'C:\\u0000x' }).expect(201);
@@ -253,8 +265,12 @@ describe('PostgresSessionStore and the pool it is given', () => {
     const unbounded = new pg.Pool({ host: '127.0.0.1', port: PG_PORT });
     try {
       expect(() => new PostgresSessionStore(unbounded)).toThrow(SessionsConfigError);
-      expect(() => new PostgresSessionStore(unbounded)).toThrow(/no connectionTimeoutMillis.*new Pool\(\{ \.\.\., connectionTimeoutMillis: 2000 \}\)/);
-      expect(() => new PostgresSessionStore(new pg.Pool({ host: '127.0.0.1', connectionTimeoutMillis: 0 }))).toThrow(/connectionTimeoutMillis/);
+      expect(() => new PostgresSessionStore(unbounded)).toThrow(
+        /no connectionTimeoutMillis.*new Pool\(\{ \.\.\., connectionTimeoutMillis: 2000 \}\)/,
+      );
+      expect(() => new PostgresSessionStore(new pg.Pool({ host: '127.0.0.1', connectionTimeoutMillis: 0 }))).toThrow(
+        /connectionTimeoutMillis/,
+      );
     } finally {
       await unbounded.end();
     }

@@ -13,7 +13,9 @@ import { runId } from './services.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0 && spawnSync('redis-cli', ['--version']).status === 0;
 if (!hasRedisServer) {
-  console.warn(`\n${'!'.repeat(78)}\n!! SKIPPING the Redis Cluster tests: redis-server or redis-cli is not installed.\n${'!'.repeat(78)}\n`);
+  console.warn(
+    `\n${'!'.repeat(78)}\n!! SKIPPING the Redis Cluster tests: redis-server or redis-cli is not installed.\n${'!'.repeat(78)}\n`,
+  );
 }
 
 /** A port that is free, and whose cluster bus port (port + 10000) is free too. */
@@ -45,19 +47,46 @@ class LocalCluster {
       const port = await freeClusterPort();
       this.ports.push(port);
       this.#processes.push(
-        spawn('redis-server', [
-          '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(this.#dir, `nodes-${port}.conf`), '--dir', this.#dir,
-          '--save', '', '--appendonly', 'no',
-        ], { stdio: 'ignore' }),
+        spawn(
+          'redis-server',
+          [
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(this.#dir, `nodes-${port}.conf`),
+            '--dir',
+            this.#dir,
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+          ],
+          { stdio: 'ignore' },
+        ),
       );
     }
     for (const port of this.ports) {
       await eventually(async () => {
-        if (spawnSync('redis-cli', ['-p', String(port), 'ping']).stdout.toString().trim() !== 'PONG') throw new Error(`node ${port} not up`);
+        if (
+          spawnSync('redis-cli', ['-p', String(port), 'ping'])
+            .stdout.toString()
+            .trim() !== 'PONG'
+        )
+          throw new Error(`node ${port} not up`);
       });
     }
-    const created = spawnSync('redis-cli', ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
+    const created = spawnSync('redis-cli', [
+      '--cluster',
+      'create',
+      ...this.ports.map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ]);
     if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
     for (const port of this.ports) {
       await eventually(async () => {
@@ -69,11 +98,14 @@ class LocalCluster {
 
   async stop(): Promise<void> {
     await Promise.all(
-      this.#processes.map((p) => new Promise<void>((resolve) => {
-        if (p.exitCode !== null) return resolve();
-        p.once('exit', () => resolve());
-        p.kill('SIGKILL');
-      })),
+      this.#processes.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.exitCode !== null) return resolve();
+            p.once('exit', () => resolve());
+            p.kill('SIGKILL');
+          }),
+      ),
     );
     rmSync(this.#dir, { recursive: true, force: true });
   }

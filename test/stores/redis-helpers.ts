@@ -50,4 +50,3 @@ export function inspect(
     close: raw.close,
   };
 }
-

@@ -62,7 +62,11 @@ const clients: Record<string, MakeStore> = {
 
 /** A node-redis 5 store, a plain client beside it to look at or spoil what the store wrote, and a context. */
 async function withRaw(
-  test: (tools: { backend: Awaited<ReturnType<MakeStore>>; raw: ReturnType<typeof createClient>; context: SessionStoreContext }) => Promise<void>,
+  test: (tools: {
+    backend: Awaited<ReturnType<MakeStore>>;
+    raw: ReturnType<typeof createClient>;
+    context: SessionStoreContext;
+  }) => Promise<void>,
 ): Promise<void> {
   const backend = await clients['node-redis 5']!();
   const raw = createClient({ socket: { port: REDIS_PORT } });
@@ -90,7 +94,11 @@ describe.skipIf(!up)('RedisSessionStore', () => {
   it('keeps each top-level key in its own hash field, next to the metadata', async () => {
     await withRaw(async ({ backend, raw, context }) => {
       const now = Date.now();
-      const { id } = await backend.store.create({ a: 1, b: { c: 'x' } }, { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 }, context);
+      const { id } = await backend.store.create(
+        { a: 1, b: { c: 'x' } },
+        { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 },
+        context,
+      );
       const key = (backend.store as RedisSessionStore).key(id);
       const hash = await raw.hGetAll(key);
       expect(Object.keys(hash).sort()).toEqual(['.a', '.b', '@']);
@@ -132,16 +140,22 @@ describe.skipIf(!up)('RedisSessionStore', () => {
   });
 
   it.each([
-    ['node-redis', async () => {
-      const client = createClient({ socket: { port: REDIS_PORT, reconnectStrategy: () => 50 } });
-      await client.connect();
-      return { client, id: await client.clientId(), close: () => client.destroy() };
-    }],
-    ['ioredis', async () => {
-      const client = new IoRedis({ port: REDIS_PORT, retryStrategy: () => 50 });
-      await new Promise((resolve) => client.once('ready', resolve));
-      return { client, id: Number(await client.client('ID')), close: () => client.disconnect() };
-    }],
+    [
+      'node-redis',
+      async () => {
+        const client = createClient({ socket: { port: REDIS_PORT, reconnectStrategy: () => 50 } });
+        await client.connect();
+        return { client, id: await client.clientId(), close: () => client.destroy() };
+      },
+    ],
+    [
+      'ioredis',
+      async () => {
+        const client = new IoRedis({ port: REDIS_PORT, retryStrategy: () => 50 });
+        await new Promise((resolve) => client.once('ready', resolve));
+        return { client, id: Number(await client.client('ID')), close: () => client.disconnect() };
+      },
+    ],
   ])('a dropped %s connection does not crash the process when the client has no error listener', async (_name, connect) => {
     const { client, id, close } = await connect();
     const killer = createClient({ socket: { port: REDIS_PORT } });

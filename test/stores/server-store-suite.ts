@@ -2,7 +2,18 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ServerSessionStore, SessionsModuleOptions } from '../../src/index.js';
-import { appOn, itRefusesWhatJsonWouldChange, Latch, PLATFORMS, latches, RecordingLogger, SECRET, sessionCookie, sessionSetCookies, setCookies } from '../fixtures/app.js';
+import {
+  appOn,
+  itRefusesWhatJsonWouldChange,
+  Latch,
+  PLATFORMS,
+  latches,
+  RecordingLogger,
+  SECRET,
+  sessionCookie,
+  sessionSetCookies,
+  setCookies,
+} from '../fixtures/app.js';
 import type { TcpProxy } from '../fixtures/tcp-proxy.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { newSessionId, signId } from '../../src/crypto/sign.js';
@@ -111,7 +122,10 @@ export function describeServerStore(name: string, make: MakeStore): void {
     it('cookieless reads and forged IDs reach no store; an unknown signed ID costs one read', async () => {
       const before = backend.sent().length;
       for (let i = 0; i < 50; i++) await request(http).get('/read').expect(200);
-      await request(http).get('/read').set('Cookie', `session=${'A'.repeat(43)}.${'B'.repeat(43)}`).expect(200);
+      await request(http)
+        .get('/read')
+        .set('Cookie', `session=${'A'.repeat(43)}.${'B'.repeat(43)}`)
+        .expect(200);
       await request(http).get('/read').set('Cookie', "session=' OR 1=1 --").expect(200);
       expect(backend.sent().length).toBe(before);
       const unknown = `session=${signId(newSessionId(), new Keyring([SECRET]))}`;
@@ -124,7 +138,11 @@ export function describeServerStore(name: string, make: MakeStore): void {
       const cookie = sessionCookie(await request(http).post('/write').send({ value: 0 }));
       const latch = new Latch();
       latches.set(`${name}-${platform}-overlap`, latch);
-      const slow = request(http).post('/set/a').set('Cookie', cookie).send({ value: 'A', wait: `${name}-${platform}-overlap` }).then((r) => r);
+      const slow = request(http)
+        .post('/set/a')
+        .set('Cookie', cookie)
+        .send({ value: 'A', wait: `${name}-${platform}-overlap` })
+        .then((r) => r);
       await new Promise((r) => setTimeout(r, 100));
       await request(http).post('/set/b').set('Cookie', cookie).send({ value: 'B' }).expect(201);
       latch.open();
@@ -137,7 +155,11 @@ export function describeServerStore(name: string, make: MakeStore): void {
       const id = await idOf(cookie);
       const latch = new Latch();
       latches.set(`${name}-${platform}-logout`, latch);
-      const slow = request(http).post('/set/late').set('Cookie', cookie).send({ value: 1, wait: `${name}-${platform}-logout` }).then((r) => r);
+      const slow = request(http)
+        .post('/set/late')
+        .set('Cookie', cookie)
+        .send({ value: 1, wait: `${name}-${platform}-logout` })
+        .then((r) => r);
       await new Promise((r) => setTimeout(r, 100));
       await request(http).post('/logout').set('Cookie', cookie).send({}).expect(201);
       latch.open();
@@ -178,7 +200,10 @@ export function describeServerStore(name: string, make: MakeStore): void {
 
     it('keys such as "__proto__" and non-ASCII text round-trip', async () => {
       const agent = request.agent(http);
-      await agent.post('/set/__proto__').send({ value: { polluted: true } }).expect(201);
+      await agent
+        .post('/set/__proto__')
+        .send({ value: { polluted: true } })
+        .expect(201);
       await agent.post('/set/text').send({ value: 'Zoë 🍕 日本' }).expect(201);
       const all = await agent.get('/all');
       // Parsed as JSON.parse does, "__proto__" stays an own key (some backends reorder keys: compare them sorted).
@@ -201,7 +226,9 @@ export function describeServerStore(name: string, make: MakeStore): void {
       await request(other).post('/write').set('Cookie', cookie).set('x-csrf-token', token).send({ value: 2 }).expect(201);
       // The secret is not data: the handler's view of the session has only its own keys.
       expect((await request(http).get('/all').set('Cookie', cookie)).body).toEqual({ value: 2, items: ['a'] });
-      const renewed = sessionCookie(await request(guarded).post('/login').set('Cookie', cookie).set('x-csrf-token', token).send({ user: 'ann' }).expect(201));
+      const renewed = sessionCookie(
+        await request(guarded).post('/login').set('Cookie', cookie).set('x-csrf-token', token).send({ user: 'ann' }).expect(201),
+      );
       await request(guarded).post('/write').set('Cookie', renewed).set('x-csrf-token', token).send({ value: 3 }).expect(403);
     });
 
@@ -336,7 +363,9 @@ export function describeStoreFaults(name: string, make: MakeStore, proxy: () => 
         const cookie = sessionCookie(await request(server.getHttpServer()).post('/write').send({ value: 1 }).expect(201));
         proxy().hang();
         const before = bounded.sent().length;
-        const results = await Promise.all(Array.from({ length: 12 }, () => request(server.getHttpServer()).get('/read').set('Cookie', cookie)));
+        const results = await Promise.all(
+          Array.from({ length: 12 }, () => request(server.getHttpServer()).get('/read').set('Cookie', cookie)),
+        );
         expect(results.every((r) => r.status === 503)).toBe(true);
         expect(bounded.sent().length - before).toBeLessThanOrEqual(3);
         expect(bounded.store.pending).toBeLessThanOrEqual(3);

@@ -25,7 +25,9 @@ export async function requireServer(name: string, port: number): Promise<boolean
   if (await reachable(port)) return true;
   const message = `${name} is not reachable at 127.0.0.1:${port}`;
   if (process.env.CI) throw new Error(`${message}, and CI is set: the ${name} store tests must run. Start ${name} (.ci/run does).`);
-  console.warn(`\n${'!'.repeat(78)}\n!! SKIPPING the ${name} store tests: ${message}.\n!! Start ${name} to run them; under CI=true they fail instead.\n${'!'.repeat(78)}\n`);
+  console.warn(
+    `\n${'!'.repeat(78)}\n!! SKIPPING the ${name} store tests: ${message}.\n!! Start ${name} to run them; under CI=true they fail instead.\n${'!'.repeat(78)}\n`,
+  );
   return false;
 }
 

@@ -4,7 +4,11 @@ import { Keyring } from '../../src/crypto/keyring.js';
 import { CookieSessionStore, type SessionStoreContext } from '../../src/index.js';
 import { ENDED_SESSIONS_REMEMBERED } from '../../src/stores/cookie.store.js';
 
-const ctx: SessionStoreContext = { keyring: new Keyring(['cookie-store-ended-test-secret-0123456789']), tokenName: 'session', logger: new Logger('test') };
+const ctx: SessionStoreContext = {
+  keyring: new Keyring(['cookie-store-ended-test-secret-0123456789']),
+  tokenName: 'session',
+  logger: new Logger('test'),
+};
 const times = (now: number) => ({ createdAt: now, refreshedAt: now, expiresAt: now + 60_000 });
 
 describe('CookieSessionStore remembers ended sessions', () => {

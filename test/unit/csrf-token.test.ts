@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CSRF_TOKEN_CHARS, csrfTokenMatches, derivedCsrfSecret, isCsrfSecret, maskCsrfToken, newCsrfSecret } from '../../src/crypto/csrf-token.js';
+import {
+  CSRF_TOKEN_CHARS,
+  csrfTokenMatches,
+  derivedCsrfSecret,
+  isCsrfSecret,
+  maskCsrfToken,
+  newCsrfSecret,
+} from '../../src/crypto/csrf-token.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { crossSiteRefusal, tokenRefusal } from '../../src/csrf.js';
 import { CSRF_KEY, TrackedSession } from '../../src/session.js';
@@ -37,7 +44,15 @@ describe('anti-forgery tokens', () => {
   it('refuse truncation, extension, padding, the other base64 alphabet and whitespace', () => {
     const token = maskCsrfToken(secret);
     for (let n = 0; n < token.length; n++) expect(csrfTokenMatches(secret, token.slice(0, n))).toBe(false);
-    for (const bad of [`${token}A`, `${token}=`, `${token}==`, ` ${token}`, `${token}\n`, token.replace(/-/g, '+').replace(/_/g, '/'), `${token},${token}`]) {
+    for (const bad of [
+      `${token}A`,
+      `${token}=`,
+      `${token}==`,
+      ` ${token}`,
+      `${token}\n`,
+      token.replace(/-/g, '+').replace(/_/g, '/'),
+      `${token},${token}`,
+    ]) {
       if (bad === token) continue;
       expect(csrfTokenMatches(secret, bad)).toBe(false);
     }
@@ -50,26 +65,43 @@ describe('anti-forgery tokens', () => {
 
   it('never match a random string (fuzzed)', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 200 }), fc.stringMatching(new RegExp(`^[A-Za-z0-9_-]{${CSRF_TOKEN_CHARS}}$`))), (candidate) => {
-        expect(csrfTokenMatches(secret, candidate)).toBe(false);
-      }),
+      fc.property(
+        fc.oneof(fc.string({ maxLength: 200 }), fc.stringMatching(new RegExp(`^[A-Za-z0-9_-]{${CSRF_TOKEN_CHARS}}$`))),
+        (candidate) => {
+          expect(csrfTokenMatches(secret, candidate)).toBe(false);
+        },
+      ),
       { numRuns: Number(process.env.FUZZ_RUNS ?? 500) },
     );
   });
 
   it('secrets are 32 random bytes; anything else stored in their place is not one', () => {
     expect(isCsrfSecret(newCsrfSecret())).toBe(true);
-    for (const bad of [undefined, null, 7, '', 'short', `${newCsrfSecret()}A`, newCsrfSecret().slice(1), { secret }]) expect(isCsrfSecret(bad)).toBe(false);
+    for (const bad of [undefined, null, 7, '', 'short', `${newCsrfSecret()}A`, newCsrfSecret().slice(1), { secret }])
+      expect(isCsrfSecret(bad)).toBe(false);
   });
 });
 
 /** Both checks as the module applies them: the headers first, then (with requireToken) the token. */
-function decide(method: string, site: string | undefined, origin: string | undefined, token: 'none' | 'valid' | 'wrong' | 'other session', requireToken: boolean) {
+function decide(
+  method: string,
+  site: string | undefined,
+  origin: string | undefined,
+  token: 'none' | 'valid' | 'wrong' | 'other session',
+  requireToken: boolean,
+) {
   const own = 'http://127.0.0.1:8080';
   const trusted = new Set(['https://app.example.com']);
   const secret = newCsrfSecret();
-  const presented = { none: undefined, valid: maskCsrfToken(secret), wrong: 'x'.repeat(CSRF_TOKEN_CHARS), 'other session': maskCsrfToken(newCsrfSecret()) }[token];
-  const reason = crossSiteRefusal({ method, secFetchSite: site, origin, ownOrigin: own }, trusted) ?? (requireToken ? tokenRefusal(method, presented, secret, PLACES) : undefined);
+  const presented = {
+    none: undefined,
+    valid: maskCsrfToken(secret),
+    wrong: 'x'.repeat(CSRF_TOKEN_CHARS),
+    'other session': maskCsrfToken(newCsrfSecret()),
+  }[token];
+  const reason =
+    crossSiteRefusal({ method, secFetchSite: site, origin, ownOrigin: own }, trusted) ??
+    (requireToken ? tokenRefusal(method, presented, secret, PLACES) : undefined);
   return reason === undefined ? 'pass' : 'refuse';
 }
 

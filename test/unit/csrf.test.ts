@@ -50,7 +50,9 @@ describe('the csrf option', () => {
     expect(resolveSessionsConfig(secret).csrf?.trustedOrigins.size).toBe(0);
     expect(resolveSessionsConfig({ secret, transport: { header: 'x-session-id' } }).csrf).toBeUndefined();
     expect(resolveSessionsConfig({ secret, csrf: false }).csrf).toBeUndefined();
-    expect([...resolveSessionsConfig({ secret, csrf: { trustedOrigins: ['https://App.example.com/'] } }).csrf!.trustedOrigins]).toEqual(['https://app.example.com']);
+    expect([...resolveSessionsConfig({ secret, csrf: { trustedOrigins: ['https://App.example.com/'] } }).csrf!.trustedOrigins]).toEqual([
+      'https://app.example.com',
+    ]);
   });
 
   it.each(['app.example.com', 'https://app.example.com/path', 'ftp://app.example.com', 'https://user@app.example.com', 7])(
@@ -65,7 +67,9 @@ describe('the csrf option', () => {
   it('takes requireToken, tokenHeader and tokenField, with defaults', () => {
     const secret = 'csrf-option-test-secret-0123456789-abcdef';
     expect(resolveSessionsConfig(secret).csrf).toMatchObject({ requireToken: false, tokenHeader: 'x-csrf-token', tokenField: '_csrf' });
-    expect(resolveSessionsConfig({ secret, csrf: { requireToken: true, tokenHeader: 'X-XSRF-TOKEN', tokenField: 'authenticity_token' } }).csrf).toMatchObject({
+    expect(
+      resolveSessionsConfig({ secret, csrf: { requireToken: true, tokenHeader: 'X-XSRF-TOKEN', tokenField: 'authenticity_token' } }).csrf,
+    ).toMatchObject({
       requireToken: true,
       tokenHeader: 'x-xsrf-token',
       tokenField: 'authenticity_token',

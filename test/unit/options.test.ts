@@ -44,7 +44,9 @@ describe('options', () => {
     ['a repeated block with a character more', 'Pa55w0rd'.repeat(4) + '!'],
     ['a repeated block with a few characters more', 'correcthorse'.repeat(3) + '2024'],
   ])('a guessable newest secret (%s) is refused, saying how to make one; an older one is warned about', (_name, secret) => {
-    expect(error(secret)).toMatch(/the secret looks guessable: its characters carry about \d+ bits \(at least 80 are needed.*randomBytes\(32\)/);
+    expect(error(secret)).toMatch(
+      /the secret looks guessable: its characters carry about \d+ bits \(at least 80 are needed.*randomBytes\(32\)/,
+    );
     expect(error([secret, SECRET])).toMatch(/secret\[0\] looks guessable/);
     const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     try {

@@ -33,7 +33,10 @@ describe('seal and open', () => {
   });
 
   it('a token sealed under the older key name still opens, marked stale so that it is sealed again', () => {
-    const legacy = { keys: [{ ...ring.current, id: ring.current.legacyId }], current: { ...ring.current, id: ring.current.legacyId } } as unknown as Keyring;
+    const legacy = {
+      keys: [{ ...ring.current, id: ring.current.legacyId }],
+      current: { ...ring.current, id: ring.current.legacyId },
+    } as unknown as Keyring;
     const token = seal(legacy, 'session', contents());
     expect(open(new Keyring([NEW]), 'session', token, NOW)).toEqual({ ...contents(), keyIndex: 0, stale: true });
     expect(failure(token, new Keyring([OLD]))).toBe('unknown key');
@@ -76,7 +79,15 @@ describe('seal and open', () => {
 
   it('empty, odd characters, padding and 100 KB are refused without throwing', () => {
     const token = seal(ring, 'session', contents());
-    for (const bad of ['', ' ', token + '=', token.replace(/.$/, '+'), `${token.slice(0, 50)}.${token.slice(50)}`, '\0'.repeat(200), 'A'.repeat(100_000)]) {
+    for (const bad of [
+      '',
+      ' ',
+      token + '=',
+      token.replace(/.$/, '+'),
+      `${token.slice(0, 50)}.${token.slice(50)}`,
+      '\0'.repeat(200),
+      'A'.repeat(100_000),
+    ]) {
       expect(failure(bad)).not.toBe('opened');
     }
   });
