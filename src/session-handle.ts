@@ -6,7 +6,7 @@ import { isLive, isTouchDue, refreshedTimes, secondsLeft } from './session-times
 import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionStoreUnavailableError, SessionTooLargeError } from './sessions.errors.js';
 import type { SessionsService } from './sessions.service.js';
-import type { IssuedToken, LoadedSession, SessionTimes } from './stores/session-store.js';
+import type { IssuedToken, LoadedSession, SessionStoreContext, SessionTimes } from './stores/session-store.js';
 
 /** @internal A request as the module sees it: it may carry a handle (and, on Fastify, Node's request). */
 export type RequestWithHandle = object & { [SESSION_HANDLE]?: SessionHandle; raw?: RequestWithHandle };
@@ -95,6 +95,30 @@ export class SessionHandle {
     });
   }
 
+  /** Whether this request logged its debug line: what a client sends is worth one line at most. */
+  #loggedDebug = false;
+
+  /** Logs at debug level, once per request: the first thing that went wrong says why. */
+  #debug(message: string): void {
+    if (this.#loggedDebug) return;
+    this.#loggedDebug = true;
+    this.service.logger.debug?.(message);
+  }
+
+  /** The store's context for this request's load, whose debug lines count towards the request's one line. */
+  #quietContext(ctx: SessionStoreContext): SessionStoreContext {
+    const logger = ctx.logger;
+    return {
+      ...ctx,
+      logger: {
+        log: (message: unknown, ...rest: unknown[]) => logger.log(message, ...rest),
+        error: (message: unknown, ...rest: unknown[]) => logger.error(message, ...rest),
+        warn: (message: unknown, ...rest: unknown[]) => logger.warn(message, ...rest),
+        debug: (message: unknown) => this.#debug(String(message)),
+      },
+    };
+  }
+
   /** `GET /path` of the request, for a log line where no handler is known. */
   #route(): string {
     const { method, url } = this.req as { method?: string; url?: string };
@@ -123,9 +147,11 @@ export class SessionHandle {
     let loaded: LoadedSession | undefined;
     if (token !== undefined) {
       this.#token = token;
-      loaded = await store.load(token, storeContext);
-      if (loaded && !isLive(loaded.times, config, Date.now())) loaded = undefined;
-      if (!loaded) this.service.logger.debug?.('A session token did not open (unknown, expired or not ours); starting a new session');
+      loaded = await store.load(token, this.#quietContext(storeContext));
+      if (loaded && !isLive(loaded.times, config, Date.now())) {
+        this.#debug('Session token refused: the session is past its idle or absolute timeout');
+        loaded = undefined;
+      }
     }
     this.#loaded = loaded;
     const { keyring } = this.service.config;
@@ -167,7 +193,7 @@ export class SessionHandle {
     }
     if (reason === null) return;
     if (context && (Reflect.getMetadata(SKIP_CSRF, context.getHandler()) || Reflect.getMetadata(SKIP_CSRF, context.getClass()))) return;
-    this.service.logger.debug?.(`${what} (${this.#route()}): ${reason}`);
+    this.#debug(`${what} (${this.#route()}): ${reason}`);
     throw new ForbiddenException(`${what}: ${reason}`);
   }
 
@@ -252,7 +278,7 @@ export class SessionHandle {
       // A refresh of an unchanged session that no longer fits (a cookie written under a larger limit)
       // is skipped: the client keeps the cookie it has, and the request goes on.
       if (!(touching && err instanceof SessionTooLargeError)) throw err;
-      this.service.logger.debug?.(`A session refresh was not sent: ${err.message}`);
+      this.#debug(`A session refresh was not sent: ${err.message}`);
     }
     session._committed(this.#loaded?.id);
   }
@@ -368,7 +394,7 @@ export class SessionHandle {
    * session (a login that happened meanwhile). A stale token is expired by the next request that reads it.
    */
   #gone(): void {
-    this.service.logger.debug?.('The session ended while this request was running; its changes were dropped');
+    this.#debug('The session ended while this request was running; its changes were dropped');
     this.#loaded = undefined;
     this.#ended = true;
   }

@@ -69,26 +69,26 @@ export class CookieSessionStore implements SessionStore {
   async load(token: string, ctx: SessionStoreContext): Promise<LoadedSession | undefined> {
     const opened = open(ctx.keyring, ctx.tokenName, token, Date.now());
     if ('failure' in opened) {
-      ctx.logger.debug?.(`Session cookie refused: ${opened.failure}`, 'CookieSessionStore');
+      ctx.logger.debug?.(`Session cookie refused: ${opened.failure}`);
       return undefined;
     }
     if (this.#hasEnded(opened.id)) {
-      ctx.logger.debug?.('Session cookie refused: its session was ended (a logout) in this process', 'CookieSessionStore');
+      ctx.logger.debug?.('Session cookie refused: its session was ended (a logout) in this process');
       return undefined;
     }
     if (this.#serializer === JSON_SERIALIZER && jsonNestsDeeperThan(opened.payload, MAX_VALUE_DEPTH + 1)) {
-      ctx.logger.debug?.(`Session cookie refused: its data is nested more than ${MAX_VALUE_DEPTH} levels deep`, 'CookieSessionStore');
+      ctx.logger.debug?.(`Session cookie refused: its data is nested more than ${MAX_VALUE_DEPTH} levels deep`);
       return undefined;
     }
     let data: unknown;
     try {
       data = this.#serializer.parse(opened.payload);
     } catch (err) {
-      ctx.logger.debug?.(`Session cookie refused: its payload did not parse (${(err as Error).message})`, 'CookieSessionStore');
+      ctx.logger.debug?.(`Session cookie refused: its payload did not parse (${(err as Error).message})`);
       return undefined;
     }
     if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-      ctx.logger.debug?.('Session cookie refused: its payload is not an object', 'CookieSessionStore');
+      ctx.logger.debug?.('Session cookie refused: its payload is not an object');
       return undefined;
     }
     return { id: opened.id, data: data as SessionData, times: opened.times, reissue: opened.stale };

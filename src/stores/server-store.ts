@@ -167,9 +167,15 @@ export abstract class ServerSessionStore implements SessionStore {
 
   async load(token: string, ctx: SessionStoreContext): Promise<LoadedSession | undefined> {
     const verified = verifySignedId(token, ctx.keyring);
-    if (!verified) return undefined;
+    if (!verified) {
+      ctx.logger.debug?.('Session token refused: its signature does not verify (forged, altered, or signed with another secret)');
+      return undefined;
+    }
     const record = await this.guard('reading a session', (signal) => this.read(verified.id, signal));
-    if (!record || record.times.expiresAt <= Date.now()) return undefined;
+    if (!record || record.times.expiresAt <= Date.now()) {
+      ctx.logger.debug?.('Session token refused: the store has no live session under it (it ended, expired or never existed)');
+      return undefined;
+    }
     return { id: verified.id, data: record.data, times: record.times, reissue: verified.keyIndex > 0 };
   }
 
