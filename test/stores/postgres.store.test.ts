@@ -7,7 +7,7 @@ import { PostgresSessionStore, postgresSessionTableSql, SessionsConfigError } fr
 import { Keyring } from '../../src/crypto/keyring.js';
 import { createApp, RecordingLogger, SECRET, sessionCookie } from '../fixtures/app.js';
 import { TcpProxy } from '../fixtures/tcp-proxy.js';
-import { describeServerStore, describeStoreFaults, eventually, type MakeStore } from './server-store-suite.js';
+import { describeServerStore, describeStoreFaults, eventually, writtenSession, type MakeStore } from './server-store-suite.js';
 import { PG_PORT, requireServer, runId } from './services.js';
 
 const up = await requireServer('PostgreSQL', PG_PORT);
@@ -90,7 +90,7 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
       const app = await createApp({ secret: SECRET, store: backend.store });
       try {
         const http = app.getHttpServer();
-        const cookie = sessionCookie(await request(http).post('/write').send({ value: 'before' }).expect(201));
+        const cookie = await writtenSession(http, 'before');
         // Every pooled connection is now dead in the water; new connections reach the database.
         proxy.hangExisting();
         await eventually(async () => {
@@ -238,8 +238,11 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
         const ctx = { keyring: new Keyring([SECRET]), tokenName: 'session', logger: new RecordingLogger() };
         const now = Date.now();
         await store.create({ a: 1 }, { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 }, ctx); // leaves an idle connection
+        const removed = new Promise((r) => pool.once('remove', r));
         await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [`drop-${table}`]);
-        await new Promise((r) => setTimeout(r, 200)); // an unhandled 'error' would fail the run here
+        // The pool drops the dead client after its 'error' (which only the store listens to): by then an
+        // unhandled 'error' would have failed the run.
+        await removed;
         const { token } = await store.create({ b: 2 }, { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 }, ctx);
         expect((await store.load(token, ctx))?.data).toEqual({ b: 2 });
       } finally {

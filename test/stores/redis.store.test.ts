@@ -9,7 +9,7 @@ import { RedisSessionStore, SessionsConfigError, type SessionStoreContext } from
 import { TcpProxy } from '../fixtures/tcp-proxy.js';
 import { counted, inspect, type Sent } from './redis-helpers.js';
 import { describeServerStore, describeStoreFaults, eventually, type MakeStore } from './server-store-suite.js';
-import { REDIS_PORT, requireServer, runId } from './services.js';
+import { deleteRunKeys, REDIS_PORT, requireServer, runId } from './services.js';
 
 const up = await requireServer('Redis', REDIS_PORT);
 
@@ -80,6 +80,11 @@ async function withRaw(
 }
 
 describe.skipIf(!up)('RedisSessionStore', () => {
+  // Sessions live up to a day: what the tests wrote is deleted, not left to expire.
+  afterAll(async () => {
+    await deleteRunKeys();
+  });
+
   for (const [name, make] of Object.entries(clients)) {
     describeServerStore(`RedisSessionStore with ${name}`, make);
 
@@ -164,8 +169,13 @@ describe.skipIf(!up)('RedisSessionStore', () => {
       expect((client as unknown as { listenerCount(e: string): number }).listenerCount('error')).toBe(0);
       const store = new RedisSessionStore(client, { prefix: `test:${runId}:drop:` });
       expect((client as unknown as { listenerCount(e: string): number }).listenerCount('error')).toBe(1);
+      // The client reports the dropped connection ('error', which only the store listens to), then
+      // reconnects: by then an unhandled 'error' would have failed the run.
+      const reconnecting = new Promise((r) =>
+        (client as unknown as { once(e: string, l: (...args: unknown[]) => void): void }).once('reconnecting', r),
+      );
       await killer.sendCommand(['CLIENT', 'KILL', 'ID', String(id)]);
-      await new Promise((r) => setTimeout(r, 300)); // an unhandled 'error' would fail the run here
+      await reconnecting;
       const context = { keyring: new Keyring(['k'.repeat(32)]), tokenName: 'session', logger: new Logger('t') };
       const now = Date.now();
       await eventually(async () => {

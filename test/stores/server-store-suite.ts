@@ -5,6 +5,7 @@ import type { ServerSessionStore, SessionsModuleOptions } from '../../src/index.
 import {
   appOn,
   itRefusesWhatJsonWouldChange,
+  arrivals,
   Latch,
   PLATFORMS,
   latches,
@@ -138,12 +139,14 @@ export function describeServerStore(name: string, make: MakeStore): void {
       const cookie = sessionCookie(await request(http).post('/write').send({ value: 0 }));
       const latch = new Latch();
       latches.set(`${name}-${platform}-overlap`, latch);
+      const arrived = new Latch();
+      arrivals.set(`${name}-${platform}-overlap`, arrived);
       const slow = request(http)
         .post('/set/a')
         .set('Cookie', cookie)
         .send({ value: 'A', wait: `${name}-${platform}-overlap` })
         .then((r) => r);
-      await new Promise((r) => setTimeout(r, 100));
+      await arrived.wait; // the slow request has loaded the session and waits in its handler
       await request(http).post('/set/b').set('Cookie', cookie).send({ value: 'B' }).expect(201);
       latch.open();
       expect((await slow).status).toBe(201);
@@ -155,12 +158,14 @@ export function describeServerStore(name: string, make: MakeStore): void {
       const id = await idOf(cookie);
       const latch = new Latch();
       latches.set(`${name}-${platform}-logout`, latch);
+      const arrived = new Latch();
+      arrivals.set(`${name}-${platform}-logout`, arrived);
       const slow = request(http)
         .post('/set/late')
         .set('Cookie', cookie)
         .send({ value: 1, wait: `${name}-${platform}-logout` })
         .then((r) => r);
-      await new Promise((r) => setTimeout(r, 100));
+      await arrived.wait; // the slow request has loaded the session and waits in its handler
       await request(http).post('/logout').set('Cookie', cookie).send({}).expect(201);
       latch.open();
       expect((await slow).status).toBe(201);
@@ -276,6 +281,19 @@ export async function eventually(check: () => Promise<void>, ms = 10_000): Promi
   }
 }
 
+/**
+ * A session written through `http`, retried until the store answers within its (short) timeout: a
+ * fresh pool's first connection on a busy machine can take longer than a fault test's timeout, and
+ * that is no fault. The faults come after.
+ */
+export async function writtenSession(http: Parameters<typeof request>[0], value: unknown): Promise<string> {
+  let cookie = '';
+  await eventually(async () => {
+    cookie = sessionCookie(await request(http).post('/write').send({ value }).expect(201));
+  });
+  return cookie;
+}
+
 /** A store whose backend goes away or hangs: a bounded wait, a clear 503, and recovery without a restart. */
 export function describeStoreFaults(name: string, make: MakeStore, proxy: () => TcpProxy): void {
   describe.each(PLATFORMS)(`${name}: when the backend is down or slow, on %s`, (platform) => {
@@ -297,7 +315,7 @@ export function describeStoreFaults(name: string, make: MakeStore, proxy: () => 
     });
 
     it('down: a 503 with a clear message, quickly; back up: the next requests work', async () => {
-      const cookie = sessionCookie(await request(http).post('/write').send({ value: 'before' }).expect(201));
+      const cookie = await writtenSession(http, 'before');
       await proxy().down();
       const started = Date.now();
       const res = await request(http).get('/read').set('Cookie', cookie);
@@ -315,7 +333,7 @@ export function describeStoreFaults(name: string, make: MakeStore, proxy: () => 
     });
 
     it('hanging: the wait is bounded by the timeout, then 503; when it answers again, requests work', async () => {
-      const cookie = sessionCookie(await request(http).post('/write').send({ value: 'before' }).expect(201));
+      const cookie = await writtenSession(http, 'before');
       proxy().hang();
       const started = Date.now();
       const results = await Promise.all(
@@ -333,7 +351,7 @@ export function describeStoreFaults(name: string, make: MakeStore, proxy: () => 
     });
 
     it('connection attempts that never answer: 503s; once the network is back, the store recovers by itself', async () => {
-      const cookie = sessionCookie(await request(http).post('/write').send({ value: 'before' }).expect(201));
+      const cookie = await writtenSession(http, 'before');
       await proxy().down(); // every open connection is cut
       await proxy().up({ hang: true }); // and every new one is accepted, then never answered
       const results = await Promise.all(Array.from({ length: 8 }, () => request(http).get('/read').set('Cookie', cookie)));
@@ -347,7 +365,7 @@ export function describeStoreFaults(name: string, make: MakeStore, proxy: () => 
     }, 40_000);
 
     it('a connection that stays open and never answers again: the store drops it and recovers by itself', async () => {
-      const cookie = sessionCookie(await request(http).post('/write').send({ value: 'before' }).expect(201));
+      const cookie = await writtenSession(http, 'before');
       proxy().hangExisting(); // the open connections go silent for good; new ones work
       expect((await request(http).get('/read').set('Cookie', cookie)).status).toBe(503);
       await eventually(async () => {
@@ -360,7 +378,7 @@ export function describeStoreFaults(name: string, make: MakeStore, proxy: () => 
       const bounded = await make({ timeout: 200, port: proxy().port, maxPending: 3 });
       const server = await createApp({ secret: SECRET, store: bounded.store });
       try {
-        const cookie = sessionCookie(await request(server.getHttpServer()).post('/write').send({ value: 1 }).expect(201));
+        const cookie = await writtenSession(server.getHttpServer(), 1);
         proxy().hang();
         const before = bounded.sent().length;
         const results = await Promise.all(

@@ -35,3 +35,21 @@ export const REDIS_PORT = 6379;
 export const PG_PORT = 5432;
 /** A prefix no other test run uses, so parallel runs and leftovers never meet. */
 export const runId = `${process.pid}-${Date.now().toString(36)}`;
+
+/**
+ * Deletes what this run wrote in the developer's Redis under `test:<runId>:` (SCAN and DEL of that
+ * prefix only; nothing else in the database is touched).
+ */
+export async function deleteRunKeys(port = REDIS_PORT): Promise<number> {
+  const { createClient } = await import('redis');
+  const client = await createClient({ socket: { host: '127.0.0.1', port } }).connect();
+  let deleted = 0;
+  try {
+    for await (const keys of client.scanIterator({ MATCH: `test:${runId}:*`, COUNT: 500 })) {
+      if (keys.length > 0) deleted += await client.del(keys);
+    }
+  } finally {
+    client.destroy();
+  }
+  return deleted;
+}
