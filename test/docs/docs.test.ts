@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -117,4 +117,21 @@ describe('the TypeScript blocks of the README and docs', () => {
   it('type-check under strict in a CommonJS project as `nest new` makes it (module commonjs, node resolution)', () => {
     expect(check(place('commonjs'), { module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10 })).toEqual([]);
   }, 120_000);
+});
+
+describe("the README's quick start", () => {
+  it('is what every fixture project of test/projects runs, byte for byte', () => {
+    const blocks = tsBlocks(`${root}README.md`, 'README.md');
+    const projects = readdirSync(`${root}test/projects`, { withFileTypes: true }).filter((d) => d.isDirectory());
+    expect(projects.length).toBe(3);
+    for (const file of ['app.module.ts', 'main.ts']) {
+      const block = blocks.find((b) => b.file === file);
+      expect(block, file).toBeDefined();
+      for (const project of projects) {
+        expect(readFileSync(`${root}test/projects/${project.name}/src/${file}`, 'utf8'), `${project.name}/src/${file}`).toBe(
+          `${block!.code}\n`,
+        );
+      }
+    }
+  });
 });
