@@ -74,6 +74,7 @@ const started = Date.now();
 let failed = 0;
 try {
   await run('npm', ['run', 'build'], { cwd: root });
+  console.log((await run(process.execPath, [join(here, 'both-builds.mjs')])).trim());
   const packed = JSON.parse(await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: root }));
   const tarball = join(work, packed[0].filename);
   checkContents(packed[0].files.map((f) => f.path));
