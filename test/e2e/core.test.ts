@@ -30,35 +30,8 @@ import {
   parseSetCookie,
   isExpiry,
   itRefusesWhatJsonWouldChange,
+  CountingStore,
 } from '../fixtures/app.js';
-
-/** A store that counts what it is asked to do. */
-class CountingStore extends InMemorySessionStore {
-  calls = { load: 0, create: 0, update: 0, touch: 0, destroy: 0 };
-  override async load(...args: Parameters<InMemorySessionStore['load']>) {
-    this.calls.load++;
-    return super.load(...args);
-  }
-  override async create(...args: Parameters<InMemorySessionStore['create']>) {
-    this.calls.create++;
-    return super.create(...args);
-  }
-  override async update(...args: Parameters<InMemorySessionStore['update']>) {
-    this.calls.update++;
-    return super.update(...args);
-  }
-  override async touch(...args: Parameters<InMemorySessionStore['touch']>) {
-    this.calls.touch++;
-    return super.touch(...args);
-  }
-  override async destroy(...args: Parameters<InMemorySessionStore['destroy']>) {
-    this.calls.destroy++;
-    return super.destroy(...args);
-  }
-  writes() {
-    return this.calls.create + this.calls.update + this.calls.touch + this.calls.destroy;
-  }
-}
 
 describe.each(PLATFORMS)('on %s', (platform) => {
   const createApp = appOn(platform);

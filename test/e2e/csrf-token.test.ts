@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { InMemorySessionStore, Session, SkipCsrf, type SessionsModuleOptions } from '../../src/index.js';
 import {
   appOn,
+  CountingStore,
   AuthService,
   ChainController,
   MarksAfterInterceptor,
@@ -66,34 +67,6 @@ class FormsController {
   hook(@Session() session: Session) {
     session.set('hook', true);
     return { ok: true };
-  }
-}
-
-/** A store that counts what it is asked to read and write. */
-class CountingStore extends InMemorySessionStore {
-  calls = { load: 0, create: 0, update: 0, touch: 0, destroy: 0 };
-  override async load(...args: Parameters<InMemorySessionStore['load']>) {
-    this.calls.load++;
-    return super.load(...args);
-  }
-  override async create(...args: Parameters<InMemorySessionStore['create']>) {
-    this.calls.create++;
-    return super.create(...args);
-  }
-  override async update(...args: Parameters<InMemorySessionStore['update']>) {
-    this.calls.update++;
-    return super.update(...args);
-  }
-  override async touch(...args: Parameters<InMemorySessionStore['touch']>) {
-    this.calls.touch++;
-    return super.touch(...args);
-  }
-  override async destroy(...args: Parameters<InMemorySessionStore['destroy']>) {
-    this.calls.destroy++;
-    return super.destroy(...args);
-  }
-  writes() {
-    return this.calls.create + this.calls.update + this.calls.touch + this.calls.destroy;
   }
 }
 

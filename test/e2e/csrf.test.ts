@@ -18,17 +18,10 @@ import {
   AuthService,
   SignsInGuard,
   MarksAfterInterceptor,
+  CountingStore,
 } from '../fixtures/app.js';
 
 const EVIL = 'http://evil.example';
-
-class CountingLoads extends InMemorySessionStore {
-  loads = 0;
-  override async load(...args: Parameters<InMemorySessionStore['load']>) {
-    this.loads++;
-    return super.load(...args);
-  }
-}
 
 /** Every handler of this controller is open to other sites. */
 @Controller('open-hooks')
@@ -122,13 +115,13 @@ describe.each(PLATFORMS)('cross-site request protection on %s', (platform) => {
   });
 
   it('a refused request never reads the store, and the refusal is logged at debug level', async () => {
-    const store = new CountingLoads();
+    const store = new CountingStore();
     const other = await createApp({ secret: SECRET, store }, { logger });
     try {
       const cookie = sessionCookie(await request(other.getHttpServer()).post('/write').send({ value: 1 }).expect(201));
-      const loads = store.loads;
+      const loads = store.calls.load;
       await request(other.getHttpServer()).post('/write').set('Cookie', cookie).set({ origin: EVIL }).send({ value: 2 }).expect(403);
-      expect(store.loads).toBe(loads);
+      expect(store.calls.load).toBe(loads);
       expect(logger.messages('debug').join('\n')).toMatch(/Cross-site request refused \(POST \/write\): Origin http:\/\/evil\.example/);
     } finally {
       await other.close();
