@@ -46,7 +46,8 @@ describe.skipIf(!hasChromium).each(PLATFORMS)('cross-site requests in Chromium, 
     const attacker = await attackerSite(origin);
     const context = await browser.newContext();
     const page = await context.newPage();
-    page.setDefaultTimeout(5_000);
+    // A bound against a page that never loads, below the test's own timeout; not a speed test.
+    page.setDefaultTimeout(15_000);
     // The victim's session is started by a page with a token, which a later write must carry under requireToken.
     await page.goto(`${origin}/token-page`);
     const pageToken = async () => (await page.getAttribute('meta[name="csrf-token"]', 'content'))!;
