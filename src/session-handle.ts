@@ -1,5 +1,5 @@
 import { ForbiddenException, type ExecutionContext } from '@nestjs/common';
-import { crossSiteRefusal, normalizeOrigin, SKIP_CSRF, tokenRefusal } from './csrf.js';
+import { changesState, crossSiteRefusal, normalizeOrigin, SKIP_CSRF, tokenRefusal } from './csrf.js';
 import { derivedCsrfSecret } from './crypto/csrf-token.js';
 import { TrackedSession, type SessionPatch } from './session.js';
 import { isLive, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
@@ -155,13 +155,11 @@ export class SessionHandle {
     }
     this.#loaded = loaded;
     const { keyring } = this.service.config;
-    const session = new TrackedSession(loaded?.data, loaded?.id, {
-      save: () => this.save(),
-      csrfSecretOf: (id) => derivedCsrfSecret(keyring.current.csrfKey, id),
-    });
+    const session = new TrackedSession(loaded?.data, loaded?.id, { save: () => this.save(), csrfSecretOf: this.service.csrfSecretOf });
     // The token is judged against the session as loaded, once, before any caller can change it: its
-    // stored secret, or else the one its ID gives under each of the keyring's secrets.
-    if (this.service.config.csrf?.requireToken) {
+    // stored secret, or else the one its ID gives under each of the keyring's secrets. A request that
+    // changes no state is never judged, so nothing is derived for it.
+    if (this.service.config.csrf?.requireToken && changesState(this.#method())) {
       const stored = session._csrfSecret();
       const secrets =
         stored !== undefined ? [stored] : loaded ? keyring.keys.map((key) => derivedCsrfSecret(key.csrfKey, loaded.id)) : undefined;

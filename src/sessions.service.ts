@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { derivedCsrfSecret } from './crypto/csrf-token.js';
 import { handleOfRequest, handlerName, SessionHandle, type RequestWithHandle } from './session-handle.js';
 import { SESSION_HANDLE, SESSION_STORE, SESSIONS_CONFIG } from './sessions.constants.js';
 import type { SessionData, SessionOf as Session } from './session.js';
@@ -39,7 +40,12 @@ export class SessionsService {
       ? new HeaderTransport(this.io, config.header)
       : new CookieTransport(this.io, config.cookie, store.maxChunks ?? 1, store.maxCookieBytes);
     this.storeContext = { keyring: config.keyring, tokenName: this.transport.tokenName, logger: this.#logger };
+    const csrfKey = config.keyring.current.csrfKey;
+    this.csrfSecretOf = (id) => derivedCsrfSecret(csrfKey, id);
   }
+
+  /** @internal The anti-forgery secret of the stored session `id`, under the current key. */
+  readonly csrfSecretOf: (id: string) => string;
 
   /**
    * The session of the request, loaded on first use and then shared: a middleware or guard that loads
