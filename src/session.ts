@@ -15,6 +15,10 @@ import { SessionKeyError } from './sessions.errors.js';
  */
 export const CSRF_KEY = 'nest-sessions:csrf';
 
+function refuseReserved(key: string): void {
+  if (key === CSRF_KEY) throw new TypeError(`The session key "${CSRF_KEY}" is reserved for the anti-forgery secret`);
+}
+
 /** The data of a session: string keys, JSON-compatible values. */
 export type SessionData = Record<string, unknown>;
 
@@ -163,7 +167,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
 
   /** Sets `key`. Marks the session modified even when the value is the same. `undefined` deletes the key. */
   set<K extends Key<T>>(key: K, value: T[K]): this {
-    if (key === CSRF_KEY) throw new TypeError(`The session key "${CSRF_KEY}" is reserved for the anti-forgery secret`);
+    refuseReserved(key);
     if (value === undefined) {
       this.delete(key);
       return this;
@@ -183,7 +187,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
 
   /** Removes `key`; returns whether it was set. Marks the session modified either way. */
   delete(key: Key<T> | string): boolean {
-    if (key === CSRF_KEY) throw new TypeError(`The session key "${CSRF_KEY}" is reserved for the anti-forgery secret`);
+    refuseReserved(key);
     this.#remember(key);
     const had = this.#values.delete(key);
     this.#setKeys.delete(key);
