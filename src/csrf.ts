@@ -19,8 +19,8 @@ export interface CsrfRequest {
   readonly method: string;
   readonly secFetchSite: string | undefined;
   readonly origin: string | undefined;
-  /** The app's own origin as this request reached it: `http://127.0.0.1:8080`. */
-  readonly ownOrigin: string;
+  /** The app's own origin as this request reached it: `http://127.0.0.1:8080` (or how to work it out, when needed). */
+  readonly ownOrigin: string | (() => string);
 }
 
 /**
@@ -43,9 +43,10 @@ export function crossSiteRefusal(req: CsrfRequest, trustedOrigins: ReadonlySet<s
   if (site === 'same-site' || site === 'cross-site') {
     return trusted ? undefined : `Sec-Fetch-Site is ${site} and Origin ${origin ?? '(none)'} is not a trusted origin`;
   }
-  if (origin === undefined) return undefined;
-  if (trusted || origin.toLowerCase() === req.ownOrigin.toLowerCase()) return undefined;
-  return `Origin ${origin} is not this app's origin (${req.ownOrigin}) nor a trusted one`;
+  if (origin === undefined || trusted) return undefined;
+  const own = typeof req.ownOrigin === 'function' ? req.ownOrigin() : req.ownOrigin;
+  if (origin.toLowerCase() === own.toLowerCase()) return undefined;
+  return `Origin ${origin} is not this app's origin (${own}) nor a trusted one`;
 }
 
 /** Whether a request with this method is checked at all (anything but GET, HEAD and OPTIONS). */

@@ -2,7 +2,7 @@ import { ForbiddenException, type ExecutionContext } from '@nestjs/common';
 import { changesState, crossSiteRefusal, normalizeOrigin, SKIP_CSRF, tokenRefusal } from './csrf.js';
 import { derivedCsrfSecret } from './crypto/csrf-token.js';
 import { TrackedSession, type SessionPatch } from './session.js';
-import { isLive, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
+import { isLive, isRefreshDue, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionStoreUnavailableError, SessionTooLargeError } from './sessions.errors.js';
 import type { SessionsService } from './sessions.service.js';
@@ -25,8 +25,11 @@ export function handlerName(context: ExecutionContext): string {
   return `${context.getClass().name}.${context.getHandler().name}`;
 }
 
-/** What one save step did for the client: send a token, expire the cookie, or neither. */
-type Outcome = { issued: IssuedToken } | { expire: true } | undefined;
+/**
+ * What one save step did for the client: send a token (`refreshed`: with new times, so a cookie's
+ * Max-Age moves even when the token is the same), expire the cookie, or neither.
+ */
+type Outcome = { issued: IssuedToken; refreshed: boolean } | { expire: true } | undefined;
 
 /**
  * @internal One request's session: loads it once, saves it at most once per change. It lives on the
@@ -201,16 +204,21 @@ export class SessionHandle {
   }
 
   #crossSiteReason(trustedOrigins: ReadonlySet<string>): string | undefined {
+    const method = this.#method();
+    if (!changesState(method)) return undefined;
     const { io } = this.service;
     const req = this.req as { host?: unknown };
-    const host = typeof req.host === 'string' && req.host ? req.host : io.requestHeader(req, 'host');
-    const own = `${io.isHttps(req) ? 'https' : 'http'}://${host ?? ''}`;
     return crossSiteRefusal(
       {
-        method: this.#method(),
+        method,
         secFetchSite: io.requestHeader(req, 'sec-fetch-site'),
         origin: io.requestHeader(req, 'origin'),
-        ownOrigin: normalizeOrigin(own) ?? own,
+        // Worked out only when the check gets that far: an Origin without Sec-Fetch-Site.
+        ownOrigin: () => {
+          const host = typeof req.host === 'string' && req.host ? req.host : io.requestHeader(req, 'host');
+          const own = `${io.isHttps(req) ? 'https' : 'http'}://${host ?? ''}`;
+          return normalizeOrigin(own) ?? own;
+        },
       },
       trustedOrigins,
     );
@@ -240,12 +248,38 @@ export class SessionHandle {
     this.session?._rollback();
   }
 
+  /** Saves not finished yet. */
+  #unfinishedSaves = 0;
+
+  /**
+   * Whether a save now would do anything: something changed, a bad token's cookie is to be expired, or
+   * an unchanged session is due for a refresh. False lets a read go on without waiting for a save.
+   */
+  needsSave(): boolean {
+    if (this.#unfinishedSaves > 0) return true;
+    const session = this.session;
+    if (!session) return false;
+    if (session.isModified) return true;
+    if (this.#ended) return false;
+    const loaded = this.#loaded;
+    if (!loaded) return this.#token !== undefined && !this.service.io.headersSent(this.res);
+    return (loaded.reissue === true || isTouchDue(loaded.times, this.service.config, Date.now())) && !this.service.io.headersSent(this.res);
+  }
+
   /** Saves what changed, if anything; calls are queued so that two saves never overlap. */
   save(): Promise<void> {
+    if (!this.needsSave()) return Promise.resolve();
+    this.#unfinishedSaves++;
     const next = this.#saving.then(() => this.#unavailableAs503(this.#save()));
-    this.#saving = next.catch(() => {
-      this.#failed = true;
-    });
+    this.#saving = next.then(
+      () => {
+        this.#unfinishedSaves--;
+      },
+      () => {
+        this.#unfinishedSaves--;
+        this.#failed = true;
+      },
+    );
     return next;
   }
 
@@ -320,30 +354,33 @@ export class SessionHandle {
       return undefined;
     }
     this.#loaded = fresh;
-    return { issued: created };
+    return { issued: created, refreshed: true };
   }
 
   /** What changed, applied to the stored session; nothing if the session ended meanwhile. */
   async #patch(session: TrackedSession, loaded: LoadedSession, patch: SessionPatch, now: number): Promise<Outcome> {
-    const times = refreshedTimes(this.service.config, now, loaded.times.createdAt);
+    const { config } = this.service;
+    // The expiry moves at most once per touchAfter (see isRefreshDue); otherwise the times stay as stored.
+    const refresh = isRefreshDue(loaded.times, config, now);
+    const times = refresh ? refreshedTimes(config, now, loaded.times.createdAt) : loaded.times;
     const issued = await this.service.store.update(loaded, patch, session._data(), times, this.service.storeContext);
-    return this.#refreshed(loaded, times, issued);
+    return this.#refreshed(loaded, times, issued, refresh);
   }
 
   /** An unchanged session due for a refresh (rolling expiry) or a re-signing with the newest secret. */
   async #touch(session: TrackedSession, loaded: LoadedSession, now: number): Promise<Outcome> {
     const times = refreshedTimes(this.service.config, now, loaded.times.createdAt);
     const issued = await this.service.store.touch(loaded, session._data(), times, this.service.storeContext);
-    return this.#refreshed(loaded, times, issued);
+    return this.#refreshed(loaded, times, issued, true);
   }
 
-  #refreshed(loaded: LoadedSession, times: SessionTimes, issued: IssuedToken | undefined): Outcome {
+  #refreshed(loaded: LoadedSession, times: SessionTimes, issued: IssuedToken | undefined, refreshed: boolean): Outcome {
     if (!issued) {
       this.#gone();
       return undefined;
     }
     this.#loaded = { ...loaded, times, reissue: false };
-    return { issued };
+    return { issued, refreshed };
   }
 
   /** Tells the client: a new or refreshed token, an expired cookie, or (once the response is out) a warning. */
@@ -359,13 +396,14 @@ export class SessionHandle {
       }
       return;
     }
-    const { token } = outcome.issued;
+    const { issued, refreshed } = outcome;
+    const { token } = issued;
     if (sent) {
       // Server-side stores keep the token on a save: then nothing was lost. A new token was.
       if (token !== this.#token) {
         this.service.warnHeadersSent(this.#where(), 'the session cookie could not be updated (the store was written where possible)');
       }
-    } else if (token !== this.#token || transport.resendUnchanged) {
+    } else if (token !== this.#token || (refreshed && transport.resendUnchanged)) {
       // May throw (SessionTooLargeError) before any header is appended: the client keeps its old cookie.
       const cookies = transport.write(this.req, this.res, token, secondsLeft(this.#loaded!.times, now), this.#written);
       this.#written = Math.max(this.#written, cookies);

@@ -26,6 +26,15 @@ export function isTouchDue(times: SessionTimes, config: Timing, now: number): bo
   return (config.rolling || config.idleTimeoutMs !== undefined) && now - times.refreshedAt >= config.touchAfterMs;
 }
 
+/**
+ * Whether a save that changes a session also pushes its expiry back. At most once per `touchAfter`, as
+ * for an unchanged session: between two refreshes, a change writes the data under the times it had, and
+ * a server-side store's cookie, whose Max-Age follows those times, is not sent again.
+ */
+export function isRefreshDue(times: SessionTimes, config: Timing, now: number): boolean {
+  return now - times.refreshedAt >= config.touchAfterMs;
+}
+
 /** Seconds until `expiresAt`, for the cookie's Max-Age (at least 1 while the session is alive). */
 export function secondsLeft(times: SessionTimes, now: number): number {
   return Math.max(1, Math.floor((times.expiresAt - now) / 1000));

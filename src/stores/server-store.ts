@@ -101,10 +101,21 @@ export abstract class ServerSessionStore implements SessionStore {
         `${this.constructor.name}: ${this.#pending} calls to the backend are still unfinished (maxPending ${this.#maxPending}); not adding more`,
       );
     }
-    const slice = this.timeout === 0 ? undefined : this.#slice();
+    if (this.timeout === 0) {
+      // No time limit (a store that cannot be slow, such as the in-memory one): the call, counted.
+      this.#pending++;
+      try {
+        return await call(NEVER_ABORTED);
+      } catch (err) {
+        throw this.#asUnavailable(what, err);
+      } finally {
+        this.#pending--;
+      }
+    }
+    const slice = this.#slice();
     let work: Promise<T>;
     try {
-      work = call(slice?.controller.signal ?? NEVER_ABORTED);
+      work = call(slice.controller.signal);
     } catch (err) {
       work = Promise.reject(err);
     }
@@ -114,27 +125,34 @@ export abstract class ServerSessionStore implements SessionStore {
       // result. A call given up at the timeout still settles here later, and nobody hears about it.
       return await new Promise<T>((resolve, reject) => {
         const entry: PendingCall = { what, fail: reject };
-        slice?.calls.add(entry);
+        slice.calls.add(entry);
         work.then(
           (value) => {
             this.#pending--;
-            slice?.calls.delete(entry);
+            slice.calls.delete(entry);
             resolve(value);
           },
           (err: unknown) => {
             this.#pending--;
-            slice?.calls.delete(entry);
+            slice.calls.delete(entry);
             reject(err);
           },
         );
       });
     } catch (err) {
-      if (err instanceof SessionSerializationError || err instanceof SessionStoreUnavailableError) throw err;
-      throw new SessionStoreUnavailableError(
-        `${this.constructor.name}: ${what} failed: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
+      throw this.#asUnavailable(what, err);
     }
+  }
+
+  /** A failure that is the data's fault passes through; any other becomes a SessionStoreUnavailableError. */
+  #asUnavailable(what: string, err: unknown): Error {
+    if (err instanceof SessionSerializationError || err instanceof SessionStoreUnavailableError) return err;
+    return new SessionStoreUnavailableError(
+      `${this.constructor.name}: ${what} failed: ${err instanceof Error ? err.message : String(err)}`,
+      {
+        cause: err,
+      },
+    );
   }
 
   #current: Slice | undefined;

@@ -30,7 +30,7 @@ const TAG_LENGTH = 8;
  */
 export class CookieTransport implements SessionTransport {
   readonly tokenName: string;
-  /** A cookie's Max-Age must be refreshed with every save, even when the token is the same. */
+  /** A cookie's Max-Age must follow every refresh of the session's times, even when the token is the same. */
   readonly resendUnchanged = true;
   readonly #attributes: SerializeOptions;
   readonly #secure: boolean | 'auto';
@@ -107,8 +107,19 @@ export class CookieTransport implements SessionTransport {
     return index === 0 ? this.tokenName : `${this.tokenName}.${index}`;
   }
 
-  #options(maxAge: number, secure: boolean): SerializeOptions {
-    return { ...this.#attributes, secure, maxAge, expires: maxAge === 0 ? new Date(0) : undefined };
+  /** Cookie attributes by Max-Age and Secure: the same few on every save. */
+  readonly #optionsBy = new Map<string, Readonly<SerializeOptions>>();
+
+  #options(maxAge: number, secure: boolean): Readonly<SerializeOptions> {
+    const key = `${maxAge} ${secure}`;
+    let options = this.#optionsBy.get(key);
+    if (options === undefined) {
+      // Sessions that are not rolling count Max-Age down: keep the memory small.
+      if (this.#optionsBy.size >= 64) this.#optionsBy.clear();
+      options = Object.freeze({ ...this.#attributes, secure, maxAge, expires: maxAge === 0 ? new Date(0) : undefined });
+      this.#optionsBy.set(key, options);
+    }
+    return options;
   }
 
   /** The chunk cookies (`name.1`, `name.2`, ...) the request carries, whatever the main cookie says. */

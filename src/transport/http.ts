@@ -86,11 +86,10 @@ export class HttpIo {
    * Sets a cookie. `value` must be cookie-safe as it is (our tokens are base64url with `~` and `.`), so
    * the adapter's percent-encoding leaves it unchanged and the header is exactly `cookieHeader()` long.
    */
-  setCookie(res: unknown, name: string, value: string, options: SerializeOptions): void {
+  setCookie(res: unknown, name: string, value: string, options: Readonly<SerializeOptions>): void {
     const adapter = this.adapter;
     if (typeof adapter.setCookie === 'function') {
-      const { path, domain, sameSite, secure, httpOnly, maxAge, expires } = options;
-      adapter.setCookie(res, name, value, { path, domain, sameSite, secure, httpOnly, maxAge, expires });
+      adapter.setCookie(res, name, value, options);
     } else {
       adapter.appendHeader?.(res, 'Set-Cookie', cookieHeader(name, value, options));
     }
@@ -139,6 +138,6 @@ export class HttpIo {
 }
 
 /** A `Set-Cookie` value; used for its length, and where the adapter has no `setCookie`. */
-export function cookieHeader(name: string, value: string, options: SerializeOptions): string {
+export function cookieHeader(name: string, value: string, options: Readonly<SerializeOptions>): string {
   return serialize(name, value, { ...options, encode: (v) => v });
 }

@@ -24,6 +24,7 @@ import {
   LoadsSessionGuard,
   RecordingLogger,
   SECRET,
+  cookieAfter,
   sessionCookie,
   sessionSetCookies,
   setCookies,
@@ -516,6 +517,50 @@ describe.each(PLATFORMS)('on %s', (platform) => {
         const res = await request(http).get('/read').set('Cookie', cookie);
         expect(sessionSetCookies(res)[0]).toMatch(/Max-Age=600;/);
         expect(touch).toHaveBeenCalledTimes(1);
+      });
+    });
+
+    it('a change moves the expiry at most once per touchAfter; in between, the data is saved under the same times', async () => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const store = makeStore();
+      const update = vi.spyOn(store, 'update');
+      const serverSide = store instanceof InMemorySessionStore;
+      await withApp({ store, maxAge: 600, touchAfter: 30 }, async (http) => {
+        let cookie = sessionCookie(await request(http).post('/write').send({ value: 0 }));
+        const created = Date.now();
+        for (let i = 1; i <= 3; i++) {
+          vi.setSystemTime(created + 5_000 * i);
+          const res = await request(http).post('/write').set('Cookie', cookie).send({ value: i }).expect(201);
+          const sent = sessionSetCookies(res);
+          // A server-side store keeps the token and the times: no cookie. The cookie store's token holds
+          // the data, so it is sent, with the expiry it had.
+          if (serverSide) expect(sent).toEqual([]);
+          else expect(sent[0]).toMatch(new RegExp(`Max-Age=${600 - 5 * i};`));
+          expect(update.mock.calls.at(-1)![3]).toEqual({ createdAt: created, refreshedAt: created, expiresAt: created + 600_000 });
+          cookie = cookieAfter(res, cookie);
+          expect((await request(http).get('/read').set('Cookie', cookie)).body.value).toBe(i);
+        }
+        vi.setSystemTime(created + 30_000);
+        const res = await request(http).post('/write').set('Cookie', cookie).send({ value: 4 }).expect(201);
+        expect(sessionSetCookies(res)[0]).toMatch(/Max-Age=600;/);
+        expect(update.mock.calls.at(-1)![3]).toEqual({ createdAt: created, refreshedAt: created + 30_000, expiresAt: created + 630_000 });
+        cookie = sessionCookie(res);
+        // Alive past the first expiry, by the refresh.
+        vi.setSystemTime(created + 620_000);
+        expect((await request(http).get('/read').set('Cookie', cookie)).body.value).toBe(4);
+      });
+    });
+
+    it('touchAfter: 0 moves the expiry, and sends the cookie, with every change', async () => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      await withApp({ maxAge: 600, touchAfter: 0 }, async (http) => {
+        let cookie = sessionCookie(await request(http).post('/write').send({ value: 0 }));
+        for (let i = 1; i <= 3; i++) {
+          vi.setSystemTime(Date.now() + 5_000);
+          const res = await request(http).post('/write').set('Cookie', cookie).send({ value: i }).expect(201);
+          expect(sessionSetCookies(res)[0]).toMatch(/Max-Age=600;/);
+          cookie = sessionCookie(res);
+        }
       });
     });
 
