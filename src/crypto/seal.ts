@@ -9,9 +9,12 @@ import { randomView } from './random.js';
  *   version (1) | key id (4) | salt (16) | iv (12) | AES-256-GCM( times (3 x 8) | session id (16) | payload ) | tag (16)
  *
  * - The key id names which secret sealed the token, so rotation costs one decryption, not one per secret.
- * - Each token is encrypted under its own key, HMAC-SHA256(seal key, salt), with a random 128-bit salt.
- *   A 96-bit random IV alone would make a repeated (key, IV) pair, which breaks GCM, likely after about
- *   2^32 seals under one secret: a busy site reaches that. With a fresh key per token it never happens.
+ * - Tokens are encrypted under a key derived from the secret and a random 128-bit salt,
+ *   HMAC-SHA256(seal key, salt), each with a random 96-bit IV. A 96-bit random IV alone under one key
+ *   would risk a repeated (key, IV) pair, which breaks GCM, after about 2^32 seals: a busy site reaches
+ *   that. A process draws a new salt, so a new key, every SEALS_PER_SALT seals (2^16): the chance of a
+ *   repeated IV under one key is then below 2^-65, and the key derivation is not paid on every seal.
+ *   Openers remember the keys of salts they have seen.
  * - The associated data is the header and the cookie name, so a token replayed under another cookie
  *   name does not open. Times are inside the seal: the client can neither read nor extend them.
  */
@@ -46,6 +49,46 @@ function tokenKey(key: SessionKey, salt: Buffer): Buffer {
   return createHmac('sha256', key.sealKey).update(salt).digest();
 }
 
+/** Seals under one salt (one derived key) before a new salt is drawn. */
+export const SEALS_PER_SALT = 2 ** 16;
+/** Derived keys an opener remembers per secret, by salt. */
+const OPENING_KEYS = 256;
+
+interface SealingKey {
+  readonly salt: Buffer;
+  readonly key: Buffer;
+  left: number;
+}
+
+const sealingBySecret = new WeakMap<SessionKey, SealingKey>();
+const openingBySecret = new WeakMap<SessionKey, Map<string, Buffer>>();
+
+/** The salt and derived key this process seals under now, drawn again after SEALS_PER_SALT seals. */
+function sealingKey(key: SessionKey): SealingKey {
+  let current = sealingBySecret.get(key);
+  if (!current || current.left === 0) {
+    const salt = Buffer.from(randomView(SALT));
+    current = { salt, key: tokenKey(key, salt), left: SEALS_PER_SALT };
+    sealingBySecret.set(key, current);
+    rememberOpeningKey(key, salt, current.key);
+  }
+  current.left--;
+  return current;
+}
+
+/** The derived key of `salt`: remembered, or computed (and remembered by the caller once it opened a token). */
+function openingKey(key: SessionKey, salt: Buffer): { derived: Buffer; known: boolean } {
+  const known = openingBySecret.get(key)?.get(salt.toString('latin1'));
+  return known ? { derived: known, known: true } : { derived: tokenKey(key, salt), known: false };
+}
+
+function rememberOpeningKey(key: SessionKey, salt: Buffer, derived: Buffer): void {
+  let keys = openingBySecret.get(key);
+  if (!keys) openingBySecret.set(key, (keys = new Map()));
+  if (keys.size >= OPENING_KEYS) keys.delete(keys.keys().next().value!);
+  keys.set(salt.toString('latin1'), derived);
+}
+
 function aad(header: Buffer, tokenName: string): Buffer {
   return Buffer.concat([header, Buffer.from(tokenName, 'utf8')]);
 }
@@ -53,11 +96,12 @@ function aad(header: Buffer, tokenName: string): Buffer {
 /** Seals with the newest key. */
 export function seal(keyring: Keyring, tokenName: string, contents: SealContents): string {
   const key = keyring.current;
+  const sealing = sealingKey(key);
   const header = Buffer.allocUnsafe(HEADER);
   header[0] = SEAL_VERSION;
   key.id.copy(header, 1);
-  randomView(SALT + IV).copy(header, 1 + KID);
-  const salt = header.subarray(1 + KID, 1 + KID + SALT);
+  sealing.salt.copy(header, 1 + KID);
+  randomView(IV).copy(header, 1 + KID + SALT);
   const iv = header.subarray(1 + KID + SALT);
 
   const head = Buffer.allocUnsafe(PLAIN_HEAD);
@@ -69,7 +113,7 @@ export function seal(keyring: Keyring, tokenName: string, contents: SealContents
     throw new Error('A sealed session ID must be 16 bytes');
   }
 
-  const cipher = createCipheriv('aes-256-gcm', tokenKey(key, salt), iv, { authTagLength: TAG });
+  const cipher = createCipheriv('aes-256-gcm', sealing.key, iv, { authTagLength: TAG });
   cipher.setAAD(aad(header, tokenName));
   const body = Buffer.concat([cipher.update(head), cipher.update(contents.payload, 'utf8'), cipher.final(), cipher.getAuthTag()]);
   const token = Buffer.concat([header, body]).toString('base64url');
@@ -150,6 +194,11 @@ function remember(cache: OpenedCache, key: string, opened: Opened): void {
   }
 }
 
+/** @internal How many salts' derived keys an opener remembers for a secret (for tests). */
+export function openingKeyCount(key: SessionKey): number {
+  return openingBySecret.get(key)?.size ?? 0;
+}
+
 /** @internal How many opened tokens a keyring remembers, and how much text (for tests). */
 export function openedCacheSize(keyring: Keyring): { entries: number; units: number } {
   const cache = openedByKeyring.get(keyring);
@@ -176,14 +225,18 @@ function decrypt(keyring: Keyring, tokenName: string, token: string): Opened | {
   const iv = bytes.subarray(1 + KID + SALT, HEADER);
   const tag = bytes.subarray(bytes.length - TAG);
   let plain: Buffer;
+  const secret = keys[keyIndex]!;
+  const { derived, known } = openingKey(secret, salt);
   try {
-    const decipher = createDecipheriv('aes-256-gcm', tokenKey(keys[keyIndex]!, salt), iv, { authTagLength: TAG });
+    const decipher = createDecipheriv('aes-256-gcm', derived, iv, { authTagLength: TAG });
     decipher.setAAD(aad(header, tokenName));
     decipher.setAuthTag(tag);
     plain = Buffer.concat([decipher.update(bytes.subarray(HEADER, bytes.length - TAG)), decipher.final()]);
   } catch {
     return { failure: 'tampered' };
   }
+  // Only a salt whose token authenticated is remembered: made-up salts never fill the memory.
+  if (!known) rememberOpeningKey(secret, Buffer.from(salt), derived);
 
   const times: SessionTimes = Object.freeze({
     createdAt: plain.readDoubleBE(0),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { hkdfSync } from 'node:crypto';
+import { createCipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { HKDF_INFO_KEY_ID, HKDF_SALT, Keyring } from '../../src/crypto/keyring.js';
-import { CLOCK_SKEW_MS, open, seal, type SealContents } from '../../src/crypto/seal.js';
+import { CLOCK_SKEW_MS, open, openingKeyCount, seal, SEALS_PER_SALT, type SealContents } from '../../src/crypto/seal.js';
 
 const OLD = 'o'.repeat(32) + '-old-secret';
 const NEW = 'n'.repeat(32) + '-new-secret';
@@ -42,8 +42,81 @@ describe('seal and open', () => {
     expect(failure(token, new Keyring([OLD]))).toBe('unknown key');
   });
 
-  it('two seals of the same contents differ (fresh salt and IV)', () => {
+  it('two seals of the same contents differ (fresh IV)', () => {
     expect(seal(ring, 'session', contents())).not.toBe(seal(ring, 'session', contents()));
+  });
+
+  const saltOf = (token: string) => Buffer.from(token, 'base64url').subarray(5, 21).toString('hex');
+  const ivOf = (token: string) => Buffer.from(token, 'base64url').subarray(21, 33).toString('hex');
+
+  it(`a salt (a derived key) serves ${SEALS_PER_SALT} seals, each with its own IV; then a new one is drawn`, () => {
+    const own = new Keyring([NEW]);
+    const salts = new Map<string, number>();
+    const ivs = new Set<string>();
+    for (let i = 0; i < SEALS_PER_SALT * 2 + 1; i++) {
+      const token = seal(own, 'session', contents('{}'));
+      salts.set(saltOf(token), (salts.get(saltOf(token)) ?? 0) + 1);
+      ivs.add(ivOf(token));
+    }
+    expect([...salts.values()]).toEqual([SEALS_PER_SALT, SEALS_PER_SALT, 1]);
+    expect(ivs.size).toBe(SEALS_PER_SALT * 2 + 1);
+  });
+
+  /** A token of format 1 as a process that drew this salt for it alone would seal it (earlier versions did). */
+  function sealedWithSalt(keyring: Keyring, salt: Buffer, payload: string, name = 'session'): string {
+    const key = keyring.current;
+    const header = Buffer.concat([Buffer.from([1]), key.id, salt, randomBytes(12)]);
+    const head = Buffer.alloc(40);
+    const { times } = contents();
+    head.writeDoubleBE(times.createdAt, 0);
+    head.writeDoubleBE(times.refreshedAt, 8);
+    head.writeDoubleBE(times.expiresAt, 16);
+    Buffer.from(contents().id, 'base64url').copy(head, 24);
+    const cipher = createCipheriv('aes-256-gcm', createHmac('sha256', key.sealKey).update(salt).digest(), header.subarray(21), {
+      authTagLength: 16,
+    });
+    cipher.setAAD(Buffer.concat([header, Buffer.from(name)]));
+    const body = Buffer.concat([cipher.update(head), cipher.update(payload), cipher.final(), cipher.getAuthTag()]);
+    return Buffer.concat([header, body]).toString('base64url');
+  }
+
+  it('a token under a salt this process never drew (another process, an earlier version) opens, and its key is remembered', () => {
+    const own = new Keyring([NEW]);
+    const before = openingKeyCount(own.current);
+    const token = sealedWithSalt(own, randomBytes(16), '{"from":"elsewhere"}');
+    expect(open(own, 'session', token, NOW)).toEqual({ ...contents('{"from":"elsewhere"}'), keyIndex: 0, stale: false });
+    expect(openingKeyCount(own.current)).toBe(before + 1);
+    // Another token under the same salt opens with the remembered key.
+    const salt = Buffer.from(token, 'base64url').subarray(5, 21);
+    expect(open(own, 'session', sealedWithSalt(own, salt, '{"n":2}'), NOW)).toMatchObject({ payload: '{"n":2}' });
+    expect(openingKeyCount(own.current)).toBe(before + 1);
+  });
+
+  it('made-up salts are never remembered: a token that does not authenticate leaves the memory as it was', () => {
+    const own = new Keyring([NEW]);
+    seal(own, 'session', contents());
+    const before = openingKeyCount(own.current);
+    for (let i = 0; i < 20; i++) {
+      const token = Buffer.from(sealedWithSalt(new Keyring([OLD]), randomBytes(16), '{}'), 'base64url');
+      own.current.id.copy(token, 1); // names this keyring's key, but was sealed under another secret
+      expect(failure(token.toString('base64url'), own)).toBe('tampered');
+    }
+    expect(openingKeyCount(own.current)).toBe(before);
+  });
+
+  it('a remembered salt does not open a token altered anywhere, nor one sealed under another secret with that salt', () => {
+    const own = new Keyring([NEW]);
+    const token = seal(own, 'session', contents());
+    const bytes = Buffer.from(token, 'base64url');
+    for (const at of [0, 5, 20, 21, 32, 33, 60, bytes.length - 1]) {
+      const altered = Buffer.from(bytes);
+      altered[at]! ^= 0x01;
+      expect(failure(altered.toString('base64url'), own)).not.toBe('opened');
+    }
+    const salt = bytes.subarray(5, 21);
+    const forged = Buffer.from(sealedWithSalt(new Keyring([OLD]), Buffer.from(salt), '{"role":"admin"}'), 'base64url');
+    own.current.id.copy(forged, 1);
+    expect(failure(forged.toString('base64url'), own)).toBe('tampered');
   });
 
   it('the token holds no readable copy of the data', () => {
