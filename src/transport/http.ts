@@ -64,8 +64,11 @@ export class HttpIo {
   /** True when the request came over HTTPS (Express honours `trust proxy` here, Fastify `trustProxy`). */
   isHttps(req: unknown): boolean {
     const r = req as { protocol?: string; secure?: boolean; socket?: { encrypted?: boolean } };
-    // Node's own request (a Fastify middleware's) has neither: its socket says.
-    return r.secure === true || r.protocol === 'https' || r.socket?.encrypted === true;
+    // `protocol` is a getter that reads the proxy headers on both platforms (Express's `secure` reads it
+    // again): asked once. Node's own request (a Fastify middleware's) has neither: its socket says.
+    const protocol = r.protocol;
+    if (typeof protocol === 'string') return protocol === 'https';
+    return r.secure === true || r.socket?.encrypted === true;
   }
 
   headersSent(res: unknown): boolean {
