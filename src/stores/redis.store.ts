@@ -18,27 +18,36 @@ const DATA = '.';
 
 // Every script touches one key, so it runs unchanged on Redis Cluster. Expired keys do not EXISTS.
 
-/** ARGV: expiresAt (ms), meta, then field/value pairs. Insert-only: an existing key is left alone. */
-const CREATE = new RedisScript(`
+/**
+ * Runs a command on ARGV[from..to] with as few calls as Lua's stack allows (unpack takes a few thousand
+ * values at most): each redis.call costs the script more than the fields it sets.
+ */
+const HSET_PAIRS = `
+local function chunked(command, from, to)
+  for i = from, to, 2000 do redis.call(command, KEYS[1], unpack(ARGV, i, math.min(i + 1999, to))) end
+end
+local function hset_from(from) chunked('HSET', from, #ARGV) end
+`;
+
+/** ARGV: expiresAt (ms), then field/value pairs, the metadata first. Insert-only: an existing key is left alone. */
+const CREATE = new RedisScript(`${HSET_PAIRS}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], '${META}', ARGV[2])
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+hset_from(2)
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 `);
 
 /**
- * ARGV: expiresAt (ms), meta, replace ("1" clears the data first), n, n fields to delete, then
- * field/value pairs to set. Applies only to a live session: a destroyed one is never brought back.
- * With no fields it is the touch that pushes the expiry back.
+ * ARGV: expiresAt (ms), replace ("1" clears the data first), n, n fields to delete, then field/value
+ * pairs to set, the metadata first. Applies only to a live session: a destroyed one is never brought
+ * back. With only the metadata it is the touch that pushes the expiry back.
  */
-const PATCH = new RedisScript(`
+const PATCH = new RedisScript(`${HSET_PAIRS}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
-local n = tonumber(ARGV[4])
-for i = 5, 4 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
-redis.call('HSET', KEYS[1], '${META}', ARGV[2])
-for i = 5 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+local n = tonumber(ARGV[3])
+chunked('HDEL', 4, 3 + n)
+hset_from(4 + n)
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 `);
@@ -111,21 +120,22 @@ export class RedisSessionStore extends ServerSessionStore {
   }
 
   protected async insert(id: string, data: SessionData, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
-    const args = [String(times.expiresAt), meta(times)];
+    const args = [String(times.expiresAt), META, meta(times)];
     for (const [name, json] of serializeFields(data)) args.push(DATA + name, json);
     return Number(await CREATE.run(this.#redis, this.key(id), args, signal)) === 1;
   }
 
   protected async patch(id: string, patch: SessionPatch, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
     const changes = serializeFields(patch.set);
-    const args = [String(times.expiresAt), meta(times), patch.replace ? '1' : '0', String(patch.unset.length)];
+    const args = [String(times.expiresAt), patch.replace ? '1' : '0', String(patch.unset.length)];
     for (const name of patch.unset) args.push(DATA + name);
+    args.push(META, meta(times));
     for (const [name, json] of changes) args.push(DATA + name, json);
     return Number(await PATCH.run(this.#redis, this.key(id), args, signal)) === 1;
   }
 
   protected async refresh(id: string, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
-    const args = [String(times.expiresAt), meta(times), '0', '0'];
+    const args = [String(times.expiresAt), '0', '0', META, meta(times)];
     return Number(await PATCH.run(this.#redis, this.key(id), args, signal)) === 1;
   }
 

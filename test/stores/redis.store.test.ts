@@ -112,6 +112,29 @@ describe.skipIf(!up)('RedisSessionStore', () => {
     });
   });
 
+  it("a session of thousands of keys is created, changed and trimmed in one script each (chunked past Lua's stack)", async () => {
+    await withRaw(async ({ backend, raw, context }) => {
+      const now = Date.now();
+      const times = { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 };
+      const data = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, i]));
+      const created = await backend.store.create(data, times, context);
+      const key = (backend.store as RedisSessionStore).key(created.id);
+      expect(await raw.hLen(key)).toBe(5001);
+      const loaded = (await backend.store.load(created.token, context))!;
+      const unset = Array.from({ length: 4500 }, (_, i) => `k${i}`);
+      const set = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`n${i}`, `v${i}`]));
+      const later = { ...times, refreshedAt: now + 1000, expiresAt: now + 61_000 };
+      expect(await backend.store.update(loaded, { set, unset, replace: false }, {}, later, context)).toBeDefined();
+      const after = (await backend.store.load(created.token, context))!;
+      expect(Object.keys(after.data)).toHaveLength(500 + 3000);
+      expect(after.data['k4999']).toBe(4999);
+      expect(after.data['k0']).toBeUndefined();
+      expect(after.data['n2999']).toBe('v2999');
+      expect(after.times).toEqual(later);
+      expect(await raw.pExpireTime(key)).toBe(now + 61_000);
+    });
+  });
+
   // Times of a live session, spelled wrongly: each must make the record unreadable, not half-read.
   it.each<[string, (now: number, exp: number) => string]>([
     ['empty', () => ''],
