@@ -16,14 +16,6 @@ export interface ScenarioResult {
   skipped?: string;
 }
 
-export interface ScalingResult {
-  kind: Kind;
-  bytes: number;
-  connections: number;
-  route: Route;
-  result: Measured;
-}
-
 export interface Run {
   date: string;
   mode: 'quick' | 'full';
@@ -34,12 +26,10 @@ export interface Run {
   warmup: number;
   rounds: number;
   scenarios: ScenarioResult[];
-  scaling: ScalingResult[];
 }
 
 const ROUTES: Route[] = ['none', 'read', 'write'];
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-const ratio = (a?: number, b?: number) => (a && b ? `${(a / b).toFixed(2)}x` : 'n/a');
 
 /**
  * How many times faster `a` is than `b`: the median, over rounds, of the two's ratio within the round.
@@ -225,40 +215,6 @@ function redisTable(run: Run): string[] {
   return lines;
 }
 
-function scalingTables(run: Run): string[] {
-  if (run.scaling.length === 0) return [];
-  const lines: string[] = ['## Scaling (Express)', '', '### Session size (10 connections)', ''];
-  lines.push('| scenario | route | 100 B | 3 KB | 10 KB | 10 KB vs 100 B |', '| --- | --- | ---: | ---: | ---: | ---: |');
-  const kinds = [...new Set(run.scaling.map((s) => s.kind))];
-  for (const kind of kinds) {
-    for (const route of ['read', 'write'] as Route[]) {
-      const rows = [100, 3_000, 10_000].map((bytes) =>
-        run.scaling.find((s) => s.kind === kind && s.route === route && s.bytes === bytes && s.connections === run.connections),
-      );
-      if (rows.every((r) => !r)) continue;
-      lines.push(
-        `| ${LABELS[kind]} | ${route} | ${rows.map((r) => (r ? fmt(r.result.rps) : 'n/a')).join(' | ')} | ${ratio(rows[2]?.result.rps, rows[0]?.result.rps)} |`,
-      );
-    }
-  }
-  lines.push(
-    '',
-    '### Connections (100 B sessions, GET /read)',
-    '',
-    '| scenario | 10 connections req/s, p99 | 100 connections req/s, p99 | req/s 100 vs 10 | p99 100 vs 10 |',
-    '| --- | ---: | ---: | ---: | ---: |',
-  );
-  for (const kind of [...new Set(run.scaling.filter((s) => s.connections !== run.connections).map((s) => s.kind))]) {
-    const few = run.scaling.find((s) => s.kind === kind && s.route === 'read' && s.bytes === 100 && s.connections === run.connections);
-    const many = run.scaling.find((s) => s.kind === kind && s.route === 'read' && s.bytes === 100 && s.connections !== run.connections);
-    if (!few || !many) continue;
-    lines.push(
-      `| ${LABELS[kind]} | ${fmt(few.result.rps)}, ${few.result.p99} ms | ${fmt(many.result.rps)}, ${many.result.p99} ms | ${ratio(many.result.rps, few.result.rps)} | ${ratio(many.result.p99, few.result.p99)} |`,
-    );
-  }
-  return lines;
-}
-
 export function markdown(run: Run): string {
   const checks = checkTargets(run);
   const lines = [
@@ -287,7 +243,7 @@ export function markdown(run: Run): string {
     );
   }
   lines.push('', '## Redis commands per request (INFO commandstats)', '', ...redisTable(run));
-  lines.push('', ...scalingTables(run), '');
+  lines.push('');
   return lines.join('\n');
 }
 

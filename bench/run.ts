@@ -1,20 +1,21 @@
 /**
- * npm run bench [-- --quick] [-- --only=<text>] [-- --scaling (with --only: the scaling run too)]
+ * npm run bench [-- --quick] [-- --only=<text>] [-- --rounds=N] [-- --seconds=S]
+ * (How cost grows with the number of sessions stored and with their size: npm run bench:scaling.)
  *
  * Runs every scenario (scenarios.ts) in a forked server process, drives it with autocannon, and writes
  * bench/results/<mode>.md and bench/results/<mode>.svg. Quick mode takes under two minutes; full mode
  * about fifteen. Never part of npm test.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { load, perRequest, RedisCommandCounter, seedSessions, type Jar, type Measured, type Route } from './load.js';
-import { checkTargets, markdown, svg, type Run, type ScalingResult, type ScenarioResult } from './report.js';
+import { checkTargets, markdown, svg, type Run, type ScenarioResult } from './report.js';
 import { LABELS, PG_TABLE, REDIS_PREFIX, SCENARIOS, type Kind, type Scenario } from './scenarios.js';
+import { reachable, startServer, stopServer } from './servers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -31,40 +32,6 @@ const SECONDS = Number(flag('seconds') ?? (quick ? 0.5 : 3));
 const WARMUP = quick ? 0 : 2;
 const ROUNDS = Number(flag('rounds') ?? (quick ? 1 : 3));
 const ROUTES: Route[] = ['none', 'read', 'write'];
-
-function reachable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.setTimeout(1000, () => (socket.destroy(), resolve(false)));
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** Starts a scenario's server in its own process and waits for its port. */
-function startServer(scenario: Scenario): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(join(here, 'server.js'), [JSON.stringify(scenario)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error('the server did not start within 30 s'))), 30_000);
-    child.once('message', (message: { port?: number; error?: string }) => {
-      clearTimeout(timer);
-      if (message.port) resolve({ child, port: message.port });
-      else reject(new Error(message.error ?? 'the server failed to start'));
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the server exited with code ${code}`));
-    });
-  });
-}
-
-function stopServer(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    child.once('exit', () => (clearTimeout(timer), resolve()));
-    child.send('stop');
-  });
-}
 
 const usesRedis = (kind: Kind) => kind.endsWith('-redis');
 
@@ -144,44 +111,6 @@ async function runPlatform(scenarios: Scenario[], redis: RedisCommandCounter | u
   return [...running.map((r) => r.result), ...failed];
 }
 
-/** Session size 100 B to 10 KB for the cookie and Redis stores, then 10 to 100 connections. */
-async function runScaling(services: { redis: boolean }): Promise<ScalingResult[]> {
-  const out: ScalingResult[] = [];
-  const kinds: Kind[] = ['ours-cookie', ...(services.redis ? (['ours-redis'] as Kind[]) : [])];
-  for (const kind of kinds) {
-    const { child, port } = await startServer({ platform: 'express', kind });
-    try {
-      for (const bytes of [100, 3_000, 10_000]) {
-        const jars = await seedSessions(port, CONNECTIONS, bytes);
-        for (const route of ['read', 'write'] as Route[]) {
-          if (WARMUP > 0) await load(port, route, jars, WARMUP);
-          const result = await load(port, route, jars, SECONDS);
-          out.push({ kind, bytes, connections: CONNECTIONS, route, result });
-          process.stdout.write(`  ${LABELS[kind]}, ${bytes} B, ${route}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms\n`);
-        }
-      }
-    } finally {
-      await stopServer(child);
-    }
-  }
-  // Quick mode stops at session sizes: the connection run needs 100 sessions seeded per scenario.
-  for (const kind of (quick ? [] : ['ceiling', ...kinds]) as Kind[]) {
-    const { child, port } = await startServer({ platform: 'express', kind });
-    try {
-      for (const connections of [CONNECTIONS, 100]) {
-        const jars = await seedSessions(port, connections, kind === 'ceiling' ? 0 : 100, kind !== 'ceiling');
-        if (WARMUP > 0) await load(port, 'read', jars, WARMUP);
-        const result = await load(port, 'read', jars, SECONDS);
-        out.push({ kind, bytes: 100, connections, route: 'read', result });
-        process.stdout.write(`  ${LABELS[kind]}, ${connections} connections: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms\n`);
-      }
-    } finally {
-      await stopServer(child);
-    }
-  }
-  return out;
-}
-
 async function main(): Promise<void> {
   const started = Date.now();
   const services = { redis: await reachable(6379), postgres: await reachable(5432) };
@@ -197,7 +126,6 @@ async function main(): Promise<void> {
     warmup: WARMUP,
     rounds: ROUNDS,
     scenarios: [],
-    scaling: [],
   };
   console.log(`nest-sessions benchmark, ${run.mode} mode: ${run.machine}, Node ${run.node}`);
   for (const platform of ['express', 'fastify'] as const) {
@@ -222,10 +150,6 @@ async function main(): Promise<void> {
       }
     }
     run.scenarios.push(...(await runPlatform(runnable, counter)));
-  }
-  if (!only || args.includes('--scaling')) {
-    console.log('Scaling');
-    run.scaling = await runScaling(services);
   }
 
   if (counter) {

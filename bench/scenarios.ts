@@ -58,7 +58,14 @@ export interface Scenario {
   kind: Kind;
   /** Seconds a session lives (the soak makes them expire); default the module's. */
   maxAge?: number;
+  /** Keeps this server's sessions apart (Redis key prefix, PostgreSQL table): the scaling run's populations. */
+  namespace?: string;
 }
+
+/** Where a scenario's Redis store keeps its sessions. */
+export const oursRedisPrefix = (namespace?: string) => `${REDIS_PREFIX}ours:${namespace ? `${namespace}:` : ''}`;
+/** The PostgreSQL table of a scenario's store. */
+export const oursPgTable = (namespace?: string) => (namespace ? `${PG_TABLE}_${namespace}` : PG_TABLE);
 
 export const LABELS: Record<Kind, string> = {
   ceiling: 'no sessions (ceiling)',
@@ -222,23 +229,23 @@ async function pgPool() {
   });
 }
 
-async function oursStore(kind: Kind): Promise<SessionStore> {
+async function oursStore(kind: Kind, namespace?: string): Promise<SessionStore> {
   switch (kind) {
     case 'ours-memory':
       return new InMemorySessionStore({ maxSessions: 1_000_000, sweepInterval: 1 });
     case 'ours-cookie':
       return new CookieSessionStore({ maxChunks: 8 });
     case 'ours-redis':
-      return new RedisSessionStore(await redisClient(), { prefix: `${REDIS_PREFIX}ours:` });
+      return new RedisSessionStore(await redisClient(), { prefix: oursRedisPrefix(namespace) });
     case 'ours-postgres':
-      return new PostgresSessionStore(await pgPool(), { tableName: PG_TABLE, createTableIfMissing: true, pruneInterval: 0 });
+      return new PostgresSessionStore(await pgPool(), { tableName: oursPgTable(namespace), createTableIfMissing: true, pruneInterval: 0 });
     default:
       throw new Error(`not ours: ${kind}`);
   }
 }
 
 /** Builds and starts the scenario's app on a free port. */
-export async function startScenario({ platform, kind, maxAge }: Scenario): Promise<{ app: INestApplication; port: number }> {
+export async function startScenario({ platform, kind, maxAge, namespace }: Scenario): Promise<{ app: INestApplication; port: number }> {
   const imports: unknown[] = [];
   let controller: Type = CeilingController;
   const providers: unknown[] = [];
@@ -250,7 +257,7 @@ export async function startScenario({ platform, kind, maxAge }: Scenario): Promi
     imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore('ours-memory') }));
     controller = OursController;
   } else if (kind.startsWith('ours-')) {
-    imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore(kind), ...(maxAge ? { maxAge } : {}) }));
+    imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore(kind, namespace), ...(maxAge ? { maxAge } : {}) }));
     controller = OursController;
   } else if (kind === 'iron-session') {
     iron = await import('iron-session');

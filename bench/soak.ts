@@ -6,14 +6,15 @@
  * samples that process's heap (after a full collection) and RSS as it goes. Sessions live 2 seconds,
  * so the stores must keep forgetting them. Writes bench/results/soak.md, .svg and .json.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
-import { REDIS_PREFIX, type Kind, type Scenario } from './scenarios.js';
+import { REDIS_PREFIX, type Kind } from './scenarios.js';
+import { startServer } from './servers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -28,19 +29,6 @@ interface Sample {
   seconds: number;
   heapMB: number;
   rssMB: number;
-}
-
-function start(scenario: Scenario): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(join(here, 'server.js'), [JSON.stringify(scenario)], {
-    execArgv: ['--expose-gc'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  return new Promise((resolve, reject) => {
-    child.once('message', (m: { port?: number; error?: string }) =>
-      m.port ? resolve({ child, port: m.port }) : reject(new Error(m.error)),
-    );
-    child.once('exit', (code) => reject(new Error(`the server exited with code ${code}`)));
-  });
 }
 
 function memory(child: ChildProcess): Promise<{ heapUsed: number; rss: number }> {
@@ -82,7 +70,7 @@ async function lifecycle(port: number, i: number): Promise<void> {
 }
 
 async function soak(kind: Kind): Promise<Sample[]> {
-  const { child, port } = await start({ platform: 'fastify', kind, maxAge: 2 });
+  const { child, port } = await startServer({ platform: 'fastify', kind, maxAge: 2 }, ['--expose-gc']);
   const samples: Sample[] = [];
   const started = Date.now();
   let next = 0;

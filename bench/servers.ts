@@ -1,0 +1,43 @@
+/** Starting and stopping scenario servers (bench/server.ts), each in a process of its own. */
+import { fork, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Scenario } from './scenarios.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Whether something listens on 127.0.0.1:`port` (Redis, PostgreSQL). */
+export function reachable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.setTimeout(1000, () => (socket.destroy(), resolve(false)));
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Starts a scenario's server in its own process (with Node's `execArgv`) and waits for its port. */
+export function startServer(scenario: Scenario, execArgv: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(join(here, 'server.js'), [JSON.stringify(scenario)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error('the server did not start within 30 s'))), 30_000);
+    child.once('message', (message: { port?: number; error?: string }) => {
+      clearTimeout(timer);
+      if (message.port) resolve({ child, port: message.port });
+      else reject(new Error(message.error ?? 'the server failed to start'));
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited with code ${code}`));
+    });
+  });
+}
+
+export function stopServer(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    child.once('exit', () => (clearTimeout(timer), resolve()));
+    child.send('stop');
+  });
+}
