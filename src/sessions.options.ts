@@ -39,7 +39,10 @@ export interface SessionsModuleOptions {
    * transport is read.
    */
   transport?: SessionTransportOption;
-  /** Lifetime in seconds from the last save (or, with `rolling`, from the last request). Default 86,400 (one day). */
+  /**
+   * Lifetime in seconds from the last save (or, with `rolling`, from the last request), give or take
+   * `touchAfter`. Default 86,400 (one day).
+   */
   maxAge?: number;
   /** Seconds without a request after which the session ends, enforced on the server. Default: none. */
   idleTimeout?: number;
@@ -48,8 +51,10 @@ export interface SessionsModuleOptions {
   /** Push the expiry back on every request, not only on saves. Default false. */
   rolling?: boolean;
   /**
-   * With `rolling` or `idleTimeout`: the least number of seconds between two refreshes of an unchanged
-   * session, so a busy session is not written on every request. Default: a tenth of its lifetime, at most 60.
+   * The least number of seconds between two pushes of a session's expiry: by a save that changes it (a
+   * change in between is saved under the expiry it has, and a server-side store sends no cookie), and,
+   * with `rolling` or `idleTimeout`, by a request that changes nothing (so a busy session is not written
+   * on every request). 0: with every save and request. Default: a tenth of its lifetime, at most 60.
    */
   touchAfter?: number;
   /**
