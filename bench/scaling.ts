@@ -1,5 +1,5 @@
 /**
- * npm run bench:scaling [-- --quick] [-- --rounds=N] [-- --seconds=S] [-- --populations=1000,100000,1000000]
+ * npm run bench:scaling [-- --quick] [-- --rounds=N] [-- --seconds=S] [-- --populations=1000,100000,1000000] [-- --render]
  *
  * Two questions, each answered with interleaved rounds on Fastify (whose own overhead is the smallest,
  * so a store's cost shows most):
@@ -15,7 +15,7 @@
  * scaling-population.svg and scaling-size.svg.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -169,9 +169,11 @@ function chart(title: string, points: Point[], xLabel: string, logX: boolean): s
     parts.push(`<text x="${left - 8}" y="${fy(y) + 4}" text-anchor="end">${Math.round(y)}</text>`);
     parts.push(`<line x1="${left}" y1="${fy(y)}" x2="${W - right}" y2="${fy(y)}" stroke="#ddd"/>`);
   }
+  const kinds = [...new Set(points.map((p) => p.kind))];
   series.forEach((name, i) => {
-    const colour = colours[i % colours.length]!;
     const mine = points.filter((p) => `${p.kind} ${p.route}` === name).sort((a, b) => a.x - b.x);
+    // One colour per store; reads solid, writes dashed.
+    const colour = colours[kinds.indexOf(mine[0]!.kind) % colours.length]!;
     const dash = mine[0]!.route === 'write' ? ' stroke-dasharray="6 4"' : '';
     parts.push(
       `<polyline fill="none" stroke="${colour}" stroke-width="2"${dash} points="${mine.map((p) => `${fx(p.x)},${fy(cost(p))}`).join(' ')}"/>`,
@@ -199,7 +201,27 @@ function table(points: Point[], xName: string, unit: string): string {
   ].join('\n');
 }
 
+/** --render: the charts again from the JSON of the last run (after a change to how they are drawn). */
+function render(name: string): void {
+  const results = join(here, '..', '..', 'results');
+  const run = JSON.parse(readFileSync(join(results, `${name}.json`), 'utf8')) as { population: Point[]; size: Point[] };
+  writeCharts(results, name, run.population, run.size);
+  console.log(`Wrote bench/results/${name}-population.svg and -size.svg from ${name}.json.`);
+}
+
+function writeCharts(results: string, name: string, population: Point[], size: Point[]): void {
+  writeFileSync(
+    join(results, `${name}-population.svg`),
+    chart('Cost per request by sessions stored (Fastify)', population, 'sessions stored (log scale)', true),
+  );
+  writeFileSync(
+    join(results, `${name}-size.svg`),
+    chart('Cost per request by session size (Fastify)', size, 'session size (bytes of JSON)', false),
+  );
+}
+
 async function main(): Promise<void> {
+  if (args.includes('--render')) return render(quick ? 'scaling-quick' : 'scaling');
   const started = Date.now();
   const services = { redis: await reachable(6379), postgres: await reachable(5432) };
   const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`;
@@ -284,14 +306,7 @@ async function main(): Promise<void> {
     size,
   };
   writeFileSync(join(results, `${name}.json`), `${JSON.stringify(run, null, 2)}\n`);
-  writeFileSync(
-    join(results, `${name}-population.svg`),
-    chart('Cost per request by sessions stored (Fastify)', population, 'sessions stored (log scale)', true),
-  );
-  writeFileSync(
-    join(results, `${name}-size.svg`),
-    chart('Cost per request by session size (Fastify)', size, 'session size (bytes of JSON)', false),
-  );
+  writeCharts(results, name, population, size);
   const md = [
     `# Scaling benchmark, ${run.date}`,
     '',
