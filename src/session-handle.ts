@@ -268,7 +268,11 @@ export class SessionHandle {
 
   /** Saves what changed, if anything; calls are queued so that two saves never overlap. */
   save(): Promise<void> {
-    if (!this.needsSave()) return Promise.resolve();
+    return this.needsSave() ? this.queueSave() : Promise.resolve();
+  }
+
+  /** A save after the ones queued before it, for a caller that has asked needsSave() already. */
+  queueSave(): Promise<void> {
     this.#unfinishedSaves++;
     const next = this.#saving.then(() => this.#unavailableAs503(this.#save()));
     this.#saving = next.then(

@@ -95,7 +95,7 @@ function aroundChain(handle: SessionHandle, context: ExecutionContext, next: Cal
             if (tail === undefined && !handle.needsSave()) subscriber.next(value);
             else
               inOrder(async () => {
-                await handle.save();
+                await handle.queueSave();
                 subscriber.next(value);
               });
           },
