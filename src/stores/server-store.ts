@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { newSessionId, signId, verifySignedId } from '../crypto/sign.js';
 import type { SessionData, SessionPatch } from '../session.js';
-import { SessionsConfigError, SessionSerializationError, SessionStoreUnavailableError } from '../sessions.errors.js';
+import { SessionsConfigError, SessionSerializationError, SessionStoreUnavailableError, SessionTooLargeError } from '../sessions.errors.js';
 import type { IssuedToken, LoadedSession, SessionStore, SessionStoreContext, SessionTimes } from './session-store.js';
 
 /** A stored session as a backend reads it. */
@@ -144,9 +144,10 @@ export abstract class ServerSessionStore implements SessionStore {
     }
   }
 
-  /** A failure that is the data's fault passes through; any other becomes a SessionStoreUnavailableError. */
+  /** A failure that is the data's fault (it cannot be serialised, or is too large) passes through; any other becomes a SessionStoreUnavailableError. */
   #asUnavailable(what: string, err: unknown): Error {
-    if (err instanceof SessionSerializationError || err instanceof SessionStoreUnavailableError) return err;
+    if (err instanceof SessionSerializationError || err instanceof SessionStoreUnavailableError || err instanceof SessionTooLargeError)
+      return err;
     return new SessionStoreUnavailableError(
       `${this.constructor.name}: ${what} failed: ${err instanceof Error ? err.message : String(err)}`,
       {
