@@ -26,6 +26,7 @@ export {
   type PgPoolLike,
 } from './stores/postgres.store.js';
 export { InMemorySessionStore, type InMemorySessionStoreOptions } from './stores/memory.store.js';
+export { MemcachedSessionStore, type MemcachedSessionStoreOptions, type MemcacheClientLike } from './stores/memcached.store.js';
 
 import type { SessionOf, SessionData } from './session.js';
 /** The session a handler receives from `@Session()`: `session: Session<{ userId: string }>`. */

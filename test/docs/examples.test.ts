@@ -10,6 +10,7 @@ import { Session, SessionsModule } from '../../src/index.js';
 import { SECRET, sessionCookie } from '../fixtures/app.js';
 import { moduleText, tsBlocks, type DocBlock } from './blocks.js';
 import { requireServer, PG_PORT, REDIS_PORT } from '../stores/services.js';
+import { ask, LocalMemcached, requireMemcached } from '../stores/memcached-server.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 /** Inside test/ so that the test runner compiles the blocks as it compiles the tests (git ignores it). */
@@ -45,11 +46,14 @@ async function boot(module: Type, extra: { controllers?: Type[] } = {}): Promise
   return ref.createNestApplication({ logger: false }).init();
 }
 
-async function survives(app: INestApplication): Promise<void> {
+/** Returns the session's cookie (`session=<token>`). */
+async function survives(app: INestApplication): Promise<string> {
   const first = await request(app.getHttpServer()).get('/probe').expect(200);
   expect(first.body).toEqual({ probe: 1 });
-  const second = await request(app.getHttpServer()).get('/probe').set('Cookie', sessionCookie(first)).expect(200);
+  const cookie = sessionCookie(first);
+  const second = await request(app.getHttpServer()).get('/probe').set('Cookie', cookie).expect(200);
   expect(second.body).toEqual({ probe: 2 });
+  return cookie;
 }
 
 describe("the README's examples, run", () => {
@@ -155,6 +159,28 @@ describe("the README's examples, run", () => {
       const keys = await admin.keys('sess:*');
       if (keys.length > 0) await admin.del(keys);
       admin.destroy();
+    }
+  });
+
+  it("the Memcached module: sessions live in a memcached of the test's own, and the client is shut down with the app", async () => {
+    if (!requireMemcached()) return;
+    const server = new LocalMemcached();
+    await server.start();
+    try {
+      process.env.MEMCACHED = `127.0.0.1:${server.port}`;
+      const { AppModule } = await load<{ AppModule: Type }>(find('new MemcachedSessionStore(memcache'));
+      const app = await boot(AppModule);
+      let cookie: string;
+      try {
+        cookie = await survives(app);
+      } finally {
+        await app.close();
+      }
+      const id = cookie.slice('session='.length, 'session='.length + 43); // a signed ID: <id>.<signature>
+      expect(await ask(server.port, `mg sess:${id} v`)).toMatch(/^VA \d+/);
+    } finally {
+      delete process.env.MEMCACHED;
+      await server.stop();
     }
   });
 
