@@ -57,6 +57,7 @@ const ANCHORS: Record<Platform, Partial<Record<Kind, Kind[]>>> = {
     'ours-memory': ['express-session-memory'],
     'ours-cookie': ['iron-session', 'cookie-session'],
     'ours-redis': ['express-session-redis'],
+    'ours-memcached': ['express-session-memcached'],
   },
   fastify: {
     'ours-memory': ['fastify-session-memory'],

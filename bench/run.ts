@@ -15,7 +15,7 @@ import pg from 'pg';
 import { load, perRequest, RedisCommandCounter, seedSessions, type Jar, type Measured, type Route } from './load.js';
 import { checkTargets, markdown, svg, type Run, type ScenarioResult } from './report.js';
 import { LABELS, PG_TABLE, REDIS_PREFIX, SCENARIOS, type Kind, type Scenario } from './scenarios.js';
-import { reachable, startServer, stopServer } from './servers.js';
+import { reachable, startMemcached, startServer, stopServer } from './servers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -34,6 +34,8 @@ const ROUNDS = Number(flag('rounds') ?? (quick ? 1 : 3));
 const ROUTES: Route[] = ['none', 'read', 'write'];
 
 const usesRedis = (kind: Kind) => kind.endsWith('-redis');
+/** Whether --only (if given) picks this scenario. */
+const wanted = (s: Scenario) => !only || only.some((o) => `${s.platform}: ${LABELS[s.kind]}`.includes(o));
 
 interface Running {
   scenario: Scenario;
@@ -114,6 +116,7 @@ async function runPlatform(scenarios: Scenario[], redis: RedisCommandCounter | u
 async function main(): Promise<void> {
   const started = Date.now();
   const services = { redis: await reachable(6379), postgres: await reachable(5432) };
+  const memcached = SCENARIOS.some((s) => s.kind.endsWith('memcached') && wanted(s)) ? await startMemcached() : undefined;
   const counter = services.redis ? new RedisCommandCounter() : undefined;
   if (counter) await counter.connect();
   const run: Run = {
@@ -129,19 +132,19 @@ async function main(): Promise<void> {
   };
   console.log(`nest-sessions benchmark, ${run.mode} mode: ${run.machine}, Node ${run.node}`);
   for (const platform of ['express', 'fastify'] as const) {
-    const wanted = SCENARIOS.filter(
-      (s) => s.platform === platform && (!only || only.some((o) => `${s.platform}: ${LABELS[s.kind]}`.includes(o))),
-    );
-    if (wanted.length === 0) continue;
+    const chosen = SCENARIOS.filter((s) => s.platform === platform && wanted(s));
+    if (chosen.length === 0) continue;
     console.log(platform === 'express' ? 'Express' : 'Fastify');
     const runnable: Scenario[] = [];
-    for (const scenario of wanted) {
+    for (const scenario of chosen) {
       const missing =
         usesRedis(scenario.kind) && !services.redis
           ? 'no Redis at 127.0.0.1:6379'
           : scenario.kind === 'ours-postgres' && !services.postgres
             ? 'no PostgreSQL at 127.0.0.1:5432'
-            : undefined;
+            : scenario.kind.endsWith('memcached') && !memcached
+              ? 'memcached is not installed (apt-get install memcached)'
+              : undefined;
       if (missing) {
         console.log(`  ${LABELS[scenario.kind]}: skipped (${missing})`);
         run.scenarios.push({ scenario, routes: {}, skipped: missing });
@@ -152,6 +155,7 @@ async function main(): Promise<void> {
     run.scenarios.push(...(await runPlatform(runnable, counter)));
   }
 
+  memcached?.stop();
   if (counter) {
     await counter.clear(REDIS_PREFIX);
     await counter.close();

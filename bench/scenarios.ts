@@ -29,6 +29,7 @@ let iron: IronModule;
 import {
   CookieSessionStore,
   InMemorySessionStore,
+  MemcachedSessionStore,
   PostgresSessionStore,
   RedisSessionStore,
   Session,
@@ -45,8 +46,10 @@ export type Kind =
   | 'ours-cookie'
   | 'ours-redis'
   | 'ours-postgres'
+  | 'ours-memcached'
   | 'express-session-memory'
   | 'express-session-redis'
+  | 'express-session-memcached'
   | 'cookie-session'
   | 'iron-session'
   | 'fastify-secure-session'
@@ -75,8 +78,10 @@ export const LABELS: Record<Kind, string> = {
   'ours-cookie': 'nest-sessions, cookie (encrypted)',
   'ours-redis': 'nest-sessions, Redis',
   'ours-postgres': 'nest-sessions, PostgreSQL',
+  'ours-memcached': 'nest-sessions, Memcached',
   'express-session-memory': 'express-session, MemoryStore',
   'express-session-redis': 'express-session + connect-redis',
+  'express-session-memcached': 'express-session + connect-memcached',
   'cookie-session': 'cookie-session (signed only)',
   'iron-session': 'iron-session (encrypted)',
   'fastify-secure-session': '@fastify/secure-session (encrypted)',
@@ -95,8 +100,10 @@ export const SCENARIOS: Scenario[] = [
       'ours-cookie',
       'ours-redis',
       'ours-postgres',
+      'ours-memcached',
       'express-session-memory',
       'express-session-redis',
+      'express-session-memcached',
       'cookie-session',
       'iron-session',
     ] as Kind[]
@@ -110,6 +117,7 @@ export const SCENARIOS: Scenario[] = [
       'ours-cookie',
       'ours-redis',
       'ours-postgres',
+      'ours-memcached',
       'iron-session',
       'fastify-secure-session',
       'fastify-session-memory',
@@ -217,6 +225,13 @@ async function redisStore(prefix: string) {
   return new RedisStore({ client: await redisClient(), prefix });
 }
 
+/** The memcached the benchmark started (bench/run.ts), as `host:port`. */
+export function memcachedServer(): string {
+  const server = process.env.BENCH_MEMCACHED;
+  if (!server) throw new Error('no memcached for the benchmark (BENCH_MEMCACHED is not set)');
+  return server;
+}
+
 async function pgPool() {
   const { default: pg } = await import('pg');
   return new pg.Pool({
@@ -239,6 +254,12 @@ async function oursStore(kind: Kind, namespace?: string): Promise<SessionStore> 
       return new RedisSessionStore(await redisClient(), { prefix: oursRedisPrefix(namespace) });
     case 'ours-postgres':
       return new PostgresSessionStore(await pgPool(), { tableName: oursPgTable(namespace), createTableIfMissing: true, pruneInterval: 0 });
+    case 'ours-memcached': {
+      const { MemcacheClient } = await import('memcache-client');
+      return new MemcachedSessionStore(new MemcacheClient({ server: memcachedServer(), cmdTimeout: 1000 }), {
+        prefix: `${REDIS_PREFIX}ours:`,
+      });
+    }
     default:
       throw new Error(`not ours: ${kind}`);
   }
@@ -290,6 +311,21 @@ export async function startScenario({ platform, kind, maxAge, namespace }: Scena
           saveUninitialized: false,
           name: 'session',
           store: await redisStore(`${REDIS_PREFIX}es:`),
+        }),
+      );
+      break;
+    }
+    case 'express-session-memcached': {
+      const { default: expressSession } = await import('express-session');
+      const { default: connectMemcached } = await import('connect-memcached');
+      const MemcachedStore = connectMemcached(expressSession);
+      app.use(
+        expressSession({
+          secret: SECRET,
+          resave: false,
+          saveUninitialized: false,
+          name: 'session',
+          store: new MemcachedStore({ hosts: [memcachedServer()], prefix: `${REDIS_PREFIX}es:` }),
         }),
       );
       break;

@@ -1,5 +1,5 @@
 /** Starting and stopping scenario servers (bench/server.ts), each in a process of its own. */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,4 +40,24 @@ export function stopServer(child: ChildProcess): Promise<void> {
     child.once('exit', () => (clearTimeout(timer), resolve()));
     child.send('stop');
   });
+}
+
+/**
+ * A memcached of the benchmark's own on a free port, when Debian's `memcached` is installed; its
+ * address goes to the scenario servers in BENCH_MEMCACHED. Undefined when there is none.
+ */
+export async function startMemcached(): Promise<{ stop(): void } | undefined> {
+  if (spawnSync('memcached', ['-V']).status !== 0) return undefined;
+  const port = await new Promise<number>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
+  const child = spawn('memcached', ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-m', '256', '-u', 'root'], { stdio: 'ignore' });
+  for (let i = 0; i < 50 && !(await reachable(port)); i++) await new Promise((r) => setTimeout(r, 100));
+  process.env.BENCH_MEMCACHED = `127.0.0.1:${port}`;
+  return { stop: () => void child.kill('SIGTERM') };
 }
