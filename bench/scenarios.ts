@@ -225,6 +225,25 @@ async function redisStore(prefix: string) {
   return new RedisStore({ client: await redisClient(), prefix });
 }
 
+type ExpressSession = typeof import('express-session');
+
+/** express-session as users copy it from the NestJS docs (resave and saveUninitialized off), with `store` or its MemoryStore. */
+async function useExpressSession(
+  app: INestApplication,
+  store?: (expressSession: ExpressSession) => Promise<import('express-session').Store>,
+): Promise<void> {
+  const { default: expressSession } = await import('express-session');
+  app.use(
+    expressSession({
+      secret: SECRET,
+      resave: false,
+      saveUninitialized: false,
+      name: 'session',
+      ...(store ? { store: await store(expressSession) } : {}),
+    }),
+  );
+}
+
 /** The memcached the benchmark started (bench/run.ts), as `host:port`. */
 export function memcachedServer(): string {
   const server = process.env.BENCH_MEMCACHED;
@@ -296,40 +315,19 @@ export async function startScenario({ platform, kind, maxAge, namespace }: Scena
       : await NestFactory.create(BenchModule, { logger: false, abortOnError: false });
 
   switch (kind) {
-    case 'express-session-memory': {
-      const { default: expressSession } = await import('express-session');
-      // The setup users copy from the NestJS docs: resave and saveUninitialized off.
-      app.use(expressSession({ secret: SECRET, resave: false, saveUninitialized: false, name: 'session' }));
+    case 'express-session-memory':
+      await useExpressSession(app);
       break;
-    }
-    case 'express-session-redis': {
-      const { default: expressSession } = await import('express-session');
-      app.use(
-        expressSession({
-          secret: SECRET,
-          resave: false,
-          saveUninitialized: false,
-          name: 'session',
-          store: await redisStore(`${REDIS_PREFIX}es:`),
-        }),
-      );
+    case 'express-session-redis':
+      await useExpressSession(app, async () => redisStore(`${REDIS_PREFIX}es:`));
       break;
-    }
-    case 'express-session-memcached': {
-      const { default: expressSession } = await import('express-session');
-      const { default: connectMemcached } = await import('connect-memcached');
-      const MemcachedStore = connectMemcached(expressSession);
-      app.use(
-        expressSession({
-          secret: SECRET,
-          resave: false,
-          saveUninitialized: false,
-          name: 'session',
-          store: new MemcachedStore({ hosts: [memcachedServer()], prefix: `${REDIS_PREFIX}es:` }),
-        }),
-      );
+    case 'express-session-memcached':
+      await useExpressSession(app, async (expressSession) => {
+        const { default: connectMemcached } = await import('connect-memcached');
+        const MemcachedStore = connectMemcached(expressSession);
+        return new MemcachedStore({ hosts: [memcachedServer()], prefix: `${REDIS_PREFIX}es:` });
+      });
       break;
-    }
     case 'cookie-session': {
       const { default: cookieSession } = await import('cookie-session');
       app.use(cookieSession({ name: 'session', keys: [SECRET] }));
