@@ -302,6 +302,13 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
       fail(`touchAfter must be a number of seconds, 0 or more; got ${describe(options.touchAfter)}`);
     }
     touchAfterMs = options.touchAfter * 1000;
+    if (touchAfterMs >= ttlMs) {
+      // The expiry would never move: a session in use every minute would still end at its first expiry.
+      fail(
+        `touchAfter (${options.touchAfter} s) must be shorter than the session's lifetime (${ttlMs / 1000} s, the shorter of maxAge and idleTimeout): ` +
+          `the expiry moves at most once per touchAfter, so it would never move`,
+      );
+    }
   }
   return {
     keyring,

@@ -128,4 +128,12 @@ describe('options', () => {
     expect(error({ secret: SECRET, touchAfter: -1 })).toMatch(/touchAfter/);
     expect(error({ secret: SECRET, cookie: 'session' })).toMatch(/cookie must be an object/);
   });
+
+  it('a touchAfter as long as the lifetime is refused: the expiry would never move', () => {
+    expect(error({ secret: SECRET, maxAge: 900, touchAfter: 3600 })).toMatch(
+      /touchAfter \(3600 s\) must be shorter than the session's lifetime \(900 s/,
+    );
+    expect(error({ secret: SECRET, maxAge: 3600, idleTimeout: 600, touchAfter: 600 })).toMatch(/lifetime \(600 s/);
+    expect(resolveSessionsConfig({ secret: SECRET, maxAge: 900, touchAfter: 899 }).touchAfterMs).toBe(899_000);
+  });
 });
