@@ -144,18 +144,21 @@ export class MemcachedSessionStore extends ServerSessionStore {
     return this.#ops.add(this.key(id), this.#text(id, record), memcachedExpiry(times.expiresAt, Date.now()));
   }
 
-  protected patch(id: string, patch: SessionPatch, times: SessionTimes): Promise<boolean> {
+  protected patch(id: string, patch: SessionPatch, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
     const changes = serializeFields(patch.set); // before anything is read: a value that cannot be stored fails the save whole
-    return this.#change(id, (record) => {
+    return this.#change(id, signal, (record) => {
       const d = patch.replace ? {} : fieldsObject(Object.entries(record.d));
       for (const key of patch.unset) delete d[key];
       for (const [key, json] of changes) defineField(d, key, json);
-      return { t: [times.createdAt, times.refreshedAt, times.expiresAt], d };
+      return { t: laterTimes(record.t, times), d };
     });
   }
 
-  protected refresh(id: string, times: SessionTimes): Promise<boolean> {
-    return this.#change(id, (record) => ({ t: [times.createdAt, times.refreshedAt, times.expiresAt], d: record.d }));
+  protected refresh(id: string, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
+    // Already refreshed as far (by an overlapping request): nothing to write, and no race to lose.
+    return this.#change(id, signal, (record) =>
+      record.t[1] >= times.refreshedAt ? undefined : { t: laterTimes(record.t, times), d: record.d },
+    );
   }
 
   protected async remove(id: string): Promise<boolean> {
@@ -165,21 +168,30 @@ export class MemcachedSessionStore extends ServerSessionStore {
 
   /**
    * Compare-and-set: `change` applied to the record as last read, written only if the item is still
-   * that one; read again and retried when another write came first. False when the session is gone.
+   * that one; read again and retried when another write came first. False when the session is gone;
+   * true, writing nothing, when `change` says there is nothing to write. Stops once the call's
+   * timeout has passed: a change the client was told failed is not written later.
    */
-  async #change(id: string, change: (record: MemcachedRecord) => MemcachedRecord): Promise<boolean> {
+  async #change(id: string, signal: AbortSignal, change: (record: MemcachedRecord) => MemcachedRecord | undefined): Promise<boolean> {
     // The load's CAS token, if this process read the item last; it is spent by this write either way.
-    let current = this.#take(id) ?? (await this.#get(id));
+    let current = this.#take(id);
+    // What this process read may have expired since, while the item was refreshed elsewhere: read it
+    // again, rather than take the session for gone.
+    if (!current || timesOf(current.record).expiresAt <= Date.now()) current = await this.#get(id);
     for (let attempt = 0; ; attempt++) {
       if (!current || timesOf(current.record).expiresAt <= Date.now()) return false;
       const next = change(current.record);
-      if (await this.#ops.cas(this.key(id), this.#text(id, next), current.cas, memcachedExpiry(next.t[2], Date.now()))) return true;
+      if (!next) return true;
+      const text = this.#text(id, next);
+      abandoned(signal);
+      if (await this.#ops.cas(this.key(id), text, current.cas, memcachedExpiry(next.t[2], Date.now()))) return true;
       // Refused: another write came first, or the item is gone; reading it again tells which.
       if (attempt >= this.#casRetries) {
         throw new SessionStoreUnavailableError(
           `MemcachedSessionStore: the session was changed by other requests ${attempt + 1} times while this one saved (casRetries ${this.#casRetries})`,
         );
       }
+      abandoned(signal);
       current = await this.#get(id);
     }
   }
@@ -241,7 +253,19 @@ const SUPPORTED = 'memcache-client (new MemcacheClient({ server: "host:11211" })
 function opsOf(client: unknown): MemcachedOps {
   const c = client as Record<string, unknown> | null;
   const has = (...names: string[]) => typeof c === 'object' && c !== null && names.every((n) => typeof c[n] === 'function');
-  if (has('gets', 'cas', 'add', 'delete', 'cmd', 'shutdown')) return memcacheClientOps(client as MemcacheClientLike);
+  if (has('gets', 'cas', 'add', 'delete', 'cmd', 'shutdown')) {
+    const servers = (c?.['options'] as { server?: { servers?: unknown[] } } | undefined)?.server?.servers;
+    if (Array.isArray(servers) && servers.length > 1) {
+      // memcache-client treats several servers as redundant copies and picks one per command: a session
+      // added on one would be looked for on another.
+      throw new SessionsConfigError(
+        `MemcachedSessionStore: the client has ${servers.length} servers. memcache-client sends each command to any one of them ` +
+          `(they are meant as redundant copies, not shards), so a session written to one would be missing on the next. ` +
+          `Give it one server (or one address in front of several, such as mcrouter).`,
+      );
+    }
+    return memcacheClientOps(client as MemcacheClientLike);
+  }
   if (has('gets', 'cas', 'add', 'del', 'end')) {
     throw new SessionsConfigError(
       `MemcachedSessionStore: this looks like a client of the "memcached" package. It is not supported: against a server that ` +
@@ -313,6 +337,19 @@ function fieldsObject(fields: Iterable<[string, string]>): Record<string, string
 
 function defineField(d: Record<string, string>, key: string, json: string): void {
   Object.defineProperty(d, key, { value: json, enumerable: true, writable: true, configurable: true });
+}
+
+/** The call's timeout passed (the client has its 503): no further command is sent for it. */
+function abandoned(signal: AbortSignal): void {
+  if (signal.aborted) throw new SessionStoreUnavailableError('MemcachedSessionStore: gave up the save at its timeout');
+}
+
+/**
+ * The times to write: `times`, unless the stored ones are later (an overlapping request refreshed the
+ * session after this one decided not to): an expiry never moves back.
+ */
+function laterTimes(stored: MemcachedRecord['t'], times: SessionTimes): MemcachedRecord['t'] {
+  return stored[1] > times.refreshedAt ? [stored[0], stored[1], stored[2]] : [times.createdAt, times.refreshedAt, times.expiresAt];
 }
 
 function timesOf(record: MemcachedRecord): SessionTimes {

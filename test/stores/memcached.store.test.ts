@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import Memcached from 'memcached';
 import MC from 'memcache-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Keyring } from '../../src/crypto/keyring.js';
 import {
   MemcachedSessionStore,
@@ -11,6 +11,7 @@ import {
   type SessionStoreContext,
 } from '../../src/index.js';
 import { memcachedExpiry } from '../../src/stores/memcached.store.js';
+import { Latch } from '../fixtures/app.js';
 import { TcpProxy } from '../fixtures/tcp-proxy.js';
 
 const { MemcacheClient } = MC;
@@ -241,6 +242,100 @@ describe.skipIf(!hasMemcached)('MemcachedSessionStore', () => {
     } finally {
       client.shutdown();
       raw.shutdown();
+    }
+  });
+
+  describe('overlapping saves from two processes (two stores, one prefix)', () => {
+    afterEach(() => vi.useRealTimers());
+    const pair = () => {
+      const prefix = `test:${process.pid}:pair${stores++}:`;
+      const clients = [newClient(server.port), newClient(server.port)];
+      const [a, b] = clients.map((c) => new MemcachedSessionStore(c, { prefix }));
+      return { a: a!, b: b!, close: () => clients.forEach((c) => c.shutdown()) };
+    };
+
+    it('a session this process read before it expired, refreshed since by another, is saved, not taken for gone', async () => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const { a, b, close } = pair();
+      try {
+        const now = Date.now();
+        const created = await a.create({ n: 0 }, { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 }, context);
+        const loadedByA = (await a.load(created.token, context))!;
+        const loadedByB = (await b.load(created.token, context))!;
+        vi.setSystemTime(now + 30_000);
+        await b.touch(loadedByB, {}, { createdAt: now, refreshedAt: now + 30_000, expiresAt: now + 90_000 }, context);
+        vi.setSystemTime(now + 61_000); // past what A read, within what B wrote
+        const later = { createdAt: now, refreshedAt: now + 61_000, expiresAt: now + 121_000 };
+        expect(await a.update(loadedByA, { set: { n: 1 }, unset: [], replace: false }, {}, later, context)).toBeDefined();
+        expect((await b.load(created.token, context))?.data).toEqual({ n: 1 });
+      } finally {
+        close();
+      }
+    });
+
+    it('an expiry never moves back: a save with older times keeps the later ones another request wrote', async () => {
+      const { a, b, close } = pair();
+      try {
+        const t = hour();
+        const created = await a.create({ n: 0 }, t, context);
+        const loadedByA = (await a.load(created.token, context))!;
+        const loadedByB = (await b.load(created.token, context))!;
+        const refreshed = { ...t, refreshedAt: t.refreshedAt + 5_000, expiresAt: t.expiresAt + 5_000 };
+        await b.touch(loadedByB, {}, refreshed, context);
+        // A decided no refresh was due: it writes its change under the times it loaded.
+        expect(await a.update(loadedByA, { set: { n: 1 }, unset: [], replace: false }, {}, t, context)).toBeDefined();
+        expect(await a.load(created.token, context)).toMatchObject({ data: { n: 1 }, times: refreshed });
+        // A refresh to times no later than the stored ones writes nothing.
+        const again = (await a.load(created.token, context))!;
+        expect(await a.touch(again, {}, t, context)).toBeDefined();
+        expect((await b.load(created.token, context))?.times).toEqual(refreshed);
+      } finally {
+        close();
+      }
+    });
+  });
+
+  it('a save given up at its timeout sends nothing more afterwards', async () => {
+    const client = newClient(server.port);
+    const raw = newClient(server.port);
+    const reread = new Latch();
+    let reads = 0;
+    let writes = 0;
+    const slow = new Proxy(client, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        const fn = (value as (...a: unknown[]) => Promise<unknown>).bind(target);
+        if (prop === 'gets') return async (...args: unknown[]) => (++reads === 2 && (await reread.wait), fn(...args));
+        if (prop === 'cas') return (...args: unknown[]) => (writes++, fn(...args));
+        return fn;
+      },
+    });
+    const store = new MemcachedSessionStore(slow, { prefix: `test:${process.pid}:abandon:`, timeout: 100 });
+    try {
+      const created = await store.create({ n: 0 }, hour(), context);
+      const loaded = (await store.load(created.token, context))!; // read 1: the CAS token is kept
+      await raw.set(store.key(created.id), (await raw.get<string>(store.key(created.id)))!.value, { lifetime: 600 }); // another write
+      // The kept token is refused (write 1); the re-read (read 2) hangs past the timeout: a 503.
+      await expect(store.update(loaded, { set: { n: 1 }, unset: [], replace: false }, {}, hour(), context)).rejects.toThrow(
+        SessionStoreUnavailableError,
+      );
+      reread.open();
+      await eventually(async () => expect(store.pending).toBe(0));
+      expect(writes).toBe(1);
+      expect((await store.load(created.token, context))?.data).toEqual({ n: 0 });
+    } finally {
+      client.shutdown();
+      raw.shutdown();
+    }
+  });
+
+  it('a client of several servers is refused: memcache-client sends each command to any one of them', () => {
+    const client = new MemcacheClient({ server: { servers: [{ server: '127.0.0.1:1' }, { server: '127.0.0.1:2' }] }, logger: quiet });
+    try {
+      expect(() => new MemcachedSessionStore(client)).toThrow(/has 2 servers/);
+    } finally {
+      client.shutdown();
     }
   });
 
