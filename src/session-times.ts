@@ -35,6 +35,14 @@ export function isRefreshDue(times: SessionTimes, config: Timing, now: number): 
   return now - times.refreshedAt >= config.touchAfterMs;
 }
 
+/**
+ * The times a save writes: `times`, unless the stored ones were refreshed later (by an overlapping
+ * request, after this one decided no refresh was due): an expiry never moves back.
+ */
+export function laterTimes(stored: SessionTimes, times: SessionTimes): SessionTimes {
+  return stored.refreshedAt > times.refreshedAt ? stored : times;
+}
+
 /** Seconds until `expiresAt`, for the cookie's Max-Age (at least 1 while the session is alive). */
 export function secondsLeft(times: SessionTimes, now: number): number {
   return Math.max(1, Math.floor((times.expiresAt - now) / 1000));

@@ -4,6 +4,7 @@ import { SessionsConfigError, SessionStoreUnavailableError, SessionTooLargeError
 import { parseFields, serializeFields } from './fields.js';
 import { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './server-store.js';
 import type { SessionTimes } from './session-store.js';
+import { laterTimes } from '../session-times.js';
 
 /**
  * The client the store takes: memcache-client's `MemcacheClient` (promises, the text protocol's `gets`
@@ -150,14 +151,14 @@ export class MemcachedSessionStore extends ServerSessionStore {
       const d = patch.replace ? {} : fieldsObject(Object.entries(record.d));
       for (const key of patch.unset) delete d[key];
       for (const [key, json] of changes) defineField(d, key, json);
-      return { t: laterTimes(record.t, times), d };
+      return { t: timesToWrite(record.t, times), d };
     });
   }
 
   protected refresh(id: string, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
     // Already refreshed as far (by an overlapping request): nothing to write, and no race to lose.
     return this.#change(id, signal, (record) =>
-      record.t[1] >= times.refreshedAt ? undefined : { t: laterTimes(record.t, times), d: record.d },
+      record.t[1] >= times.refreshedAt ? undefined : { t: timesToWrite(record.t, times), d: record.d },
     );
   }
 
@@ -344,12 +345,10 @@ function abandoned(signal: AbortSignal): void {
   if (signal.aborted) throw new SessionStoreUnavailableError('MemcachedSessionStore: gave up the save at its timeout');
 }
 
-/**
- * The times to write: `times`, unless the stored ones are later (an overlapping request refreshed the
- * session after this one decided not to): an expiry never moves back.
- */
-function laterTimes(stored: MemcachedRecord['t'], times: SessionTimes): MemcachedRecord['t'] {
-  return stored[1] > times.refreshedAt ? [stored[0], stored[1], stored[2]] : [times.createdAt, times.refreshedAt, times.expiresAt];
+/** The record's times as a save writes them: never earlier than the stored ones (see laterTimes). */
+function timesToWrite(stored: MemcachedRecord['t'], times: SessionTimes): MemcachedRecord['t'] {
+  const t = laterTimes({ createdAt: stored[0], refreshedAt: stored[1], expiresAt: stored[2] }, times);
+  return [t.createdAt, t.refreshedAt, t.expiresAt];
 }
 
 function timesOf(record: MemcachedRecord): SessionTimes {

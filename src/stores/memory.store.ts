@@ -4,6 +4,7 @@ import { SessionsConfigError } from '../sessions.errors.js';
 import { parseFields, serializeFields } from './fields.js';
 import { ServerSessionStore, type StoredSession } from './server-store.js';
 import type { SessionTimes } from './session-store.js';
+import { laterTimes } from '../session-times.js';
 
 export interface InMemorySessionStoreOptions {
   /** The most sessions kept; past it the least recently used one is dropped. Default 10,000. */
@@ -100,14 +101,14 @@ export class InMemorySessionStore extends ServerSessionStore implements OnModule
     if (patch.replace) record.fields.clear();
     for (const key of patch.unset) record.fields.delete(key);
     for (const [key, json] of changes) record.fields.set(key, json);
-    record.times = times;
+    record.times = laterTimes(record.times, times);
     return true;
   }
 
   protected async refresh(id: string, times: SessionTimes): Promise<boolean> {
     const record = this.#live(id);
     if (!record) return false;
-    record.times = times;
+    record.times = laterTimes(record.times, times);
     return true;
   }
 

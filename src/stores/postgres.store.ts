@@ -141,8 +141,12 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       insert: `INSERT INTO ${t} (id, data, created_at, refreshed_at, expires_at) VALUES ($1, $2::jsonb, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
       patch:
         `UPDATE ${t} SET data = (CASE WHEN $2::boolean THEN '{}'::jsonb ELSE data END - $3::text[]) || $4::jsonb, ` +
-        `refreshed_at = $5, expires_at = $6 WHERE id = $1 AND expires_at > $7`,
-      refresh: `UPDATE ${t} SET refreshed_at = $2, expires_at = $3 WHERE id = $1 AND expires_at > $4`,
+        // An expiry never moves back: times refreshed later by an overlapping request stay (SET sees the old row).
+        `refreshed_at = GREATEST(refreshed_at, $5), expires_at = CASE WHEN refreshed_at > $5 THEN expires_at ELSE $6 END ` +
+        `WHERE id = $1 AND expires_at > $7`,
+      refresh:
+        `UPDATE ${t} SET refreshed_at = GREATEST(refreshed_at, $2), expires_at = CASE WHEN refreshed_at > $2 THEN expires_at ELSE $3 END ` +
+        `WHERE id = $1 AND expires_at > $4`,
       remove: `DELETE FROM ${t} WHERE id = $1 RETURNING expires_at > $2 AS live`,
       prune:
         `WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($1::bigint) AS held) ` +

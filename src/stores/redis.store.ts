@@ -40,15 +40,27 @@ return 1
 /**
  * ARGV: expiresAt (ms), replace ("1" clears the data first), n, n fields to delete, then field/value
  * pairs to set, the metadata first. Applies only to a live session: a destroyed one is never brought
- * back. With only the metadata it is the touch that pushes the expiry back.
+ * back. With only the metadata it is the touch that pushes the expiry back. Stored metadata refreshed
+ * later than the given one is kept, with its expiry.
  */
 const PATCH = new RedisScript(`${HSET_PAIRS}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
 local n = tonumber(ARGV[3])
+-- An expiry never moves back: metadata refreshed later (by an overlapping request) stays, with its expiry.
+local expiry = ARGV[1]
+local stored = redis.call('HGET', KEYS[1], '${META}')
+if stored then
+  local before = tonumber(string.match(stored, '^[^:]*:([^:]*):'))
+  local now = tonumber(string.match(ARGV[5 + n], '^[^:]*:([^:]*):'))
+  if before and now and before > now then
+    ARGV[5 + n] = stored
+    expiry = string.match(stored, ':([^:]*)$')
+  end
+end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
 chunked('HDEL', 4, 3 + n)
 hset_from(4 + n)
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], expiry)
 return 1
 `);
 

@@ -39,6 +39,34 @@ export type MakeStore = (options?: { timeout?: number; port?: number; maxPending
 
 /** The behaviour every server-side store must have, over real HTTP against a real backend. */
 export function describeServerStore(name: string, make: MakeStore): void {
+  describe(`${name}: the store's own rules`, () => {
+    it('an expiry never moves back: a save under older times keeps the later ones an overlapping request wrote', async () => {
+      const backend = await make();
+      const context = { keyring: new Keyring([SECRET]), tokenName: 'session', logger: new RecordingLogger() };
+      try {
+        const now = Date.now();
+        const first = { createdAt: now, refreshedAt: now, expiresAt: now + 600_000 };
+        const created = await backend.store.create({ n: 0 }, first, context);
+        const a = (await backend.store.load(created.token, context))!;
+        const b = (await backend.store.load(created.token, context))!;
+        // B found a refresh due and wrote later times; A, overlapping, found none due.
+        const refreshed = { createdAt: now, refreshedAt: now + 60_000, expiresAt: now + 660_000 };
+        expect(await backend.store.touch(b, {}, refreshed, context)).toBeDefined();
+        expect(await backend.store.update(a, { set: { n: 1 }, unset: [], replace: false }, {}, first, context)).toBeDefined();
+        expect(await backend.store.load(created.token, context)).toMatchObject({ data: { n: 1 }, times: refreshed });
+        expect(await backend.ttl(created.id)).toBeGreaterThan(640_000);
+        // A refresh to earlier times, and a clearing save under them, keep the later times too.
+        expect(await backend.store.touch(a, {}, first, context)).toBeDefined();
+        expect(await backend.store.update(a, { set: { m: 2 }, unset: [], replace: true }, {}, first, context)).toBeDefined();
+        expect(await backend.store.load(created.token, context)).toMatchObject({ data: { m: 2 }, times: refreshed });
+        expect(await backend.ttl(created.id)).toBeGreaterThan(640_000);
+        await backend.store.destroy(a);
+      } finally {
+        await backend.close();
+      }
+    });
+  });
+
   describe.each(PLATFORMS)(`${name}: sessions over HTTP on %s`, (platform) => {
     const createApp = appOn(platform);
     let app: INestApplication;

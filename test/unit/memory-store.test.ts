@@ -22,6 +22,22 @@ describe('InMemorySessionStore', () => {
     store.close();
   });
 
+  it('an expiry never moves back: a save under older times keeps the later ones an overlapping request wrote', async () => {
+    const store = new InMemorySessionStore();
+    const now = Date.now();
+    const first = { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 };
+    const refreshed = { createdAt: now, refreshedAt: now + 6_000, expiresAt: now + 66_000 };
+    const { token } = await store.create({ n: 0 }, first, ctx);
+    const a = (await store.load(token, ctx))!;
+    const b = (await store.load(token, ctx))!;
+    await store.touch(b, {}, refreshed, ctx);
+    await store.update(a, { set: { n: 1 }, unset: [], replace: false }, {}, first, ctx);
+    expect(await store.load(token, ctx)).toMatchObject({ data: { n: 1 }, times: refreshed });
+    await store.touch(a, {}, first, ctx);
+    expect((await store.load(token, ctx))?.times).toEqual(refreshed);
+    store.close();
+  });
+
   it('keeps a copy: changing the data after saving or loading does not change the store', async () => {
     const store = new InMemorySessionStore();
     const data = { list: [1] };
