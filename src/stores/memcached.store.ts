@@ -157,8 +157,9 @@ export class MemcachedSessionStore extends ServerSessionStore {
 
   protected refresh(id: string, times: SessionTimes, signal: AbortSignal): Promise<boolean> {
     // Already refreshed as far (by an overlapping request): nothing to write, and no race to lose.
+    // Otherwise these times are the later ones.
     return this.#change(id, signal, (record) =>
-      record.t[1] >= times.refreshedAt ? undefined : { t: timesToWrite(record.t, times), d: record.d },
+      record.t[1] >= times.refreshedAt ? undefined : { t: [times.createdAt, times.refreshedAt, times.expiresAt], d: record.d },
     );
   }
 
