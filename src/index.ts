@@ -8,6 +8,13 @@ export { TrackedSession, type SessionData, type SessionPatch } from './session.j
 export { SessionsService } from './sessions.service.js';
 export { SessionsInterceptor } from './sessions.interceptor.js';
 export {
+  expressSession,
+  type ExpressSession,
+  type ExpressSessionCookie,
+  type ExpressMiddleware,
+  type SessionCallback,
+} from './compat/express-session.js';
+export {
   SessionsConfigError,
   SessionKeyError,
   SessionSerializationError,

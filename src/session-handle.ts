@@ -263,7 +263,23 @@ export class SessionHandle {
     if (this.#ended) return false;
     const loaded = this.#loaded;
     if (!loaded) return this.#token !== undefined && !this.service.io.headersSent(this.res);
-    return (loaded.reissue === true || isTouchDue(loaded.times, this.service.config, Date.now())) && !this.service.io.headersSent(this.res);
+    return (
+      (loaded.reissue === true || this.#touchRequested || isTouchDue(loaded.times, this.service.config, Date.now())) &&
+      !this.service.io.headersSent(this.res)
+    );
+  }
+
+  /** The expiry is to move at the next save, whatever `touchAfter` says (express-session's `touch()`). */
+  #touchRequested = false;
+
+  /** @internal Moves the session's expiry at the next save (express-session's `req.session.touch()`). */
+  requestTouch(): void {
+    this.#touchRequested = true;
+  }
+
+  /** @internal When the stored session expires (ms since the epoch); undefined before it is stored. */
+  expiresAt(): number | undefined {
+    return this.#loaded?.times.expiresAt;
   }
 
   /** Saves what changed, if anything; calls are queued so that two saves never overlap. */
@@ -304,7 +320,7 @@ export class SessionHandle {
     if (pending.destroy) outcome = await this.#destroy(loaded);
     else if (pending.regenerate || !loaded) outcome = await this.#create(session, loaded, pending.regenerate, pending.restart, sent, now);
     else if (pending.modified) outcome = await this.#patch(session, loaded, pending.patch, now);
-    else if (!sent && (loaded.reissue || isTouchDue(loaded.times, this.service.config, now))) {
+    else if (!sent && (loaded.reissue || this.#touchRequested || isTouchDue(loaded.times, this.service.config, now))) {
       touching = true;
       outcome = await this.#touch(session, loaded, now);
     }
@@ -316,6 +332,7 @@ export class SessionHandle {
       if (!(touching && err instanceof SessionTooLargeError)) throw err;
       this.#debug(`A session refresh was not sent: ${err.message}`);
     }
+    this.#touchRequested = false;
     session._committed(this.#loaded?.id);
   }
 
@@ -365,7 +382,7 @@ export class SessionHandle {
   async #patch(session: TrackedSession, loaded: LoadedSession, patch: SessionPatch, now: number): Promise<Outcome> {
     const { config } = this.service;
     // The expiry moves at most once per touchAfter (see isRefreshDue); otherwise the times stay as stored.
-    const refresh = isRefreshDue(loaded.times, config, now);
+    const refresh = this.#touchRequested || isRefreshDue(loaded.times, config, now);
     const times = refresh ? refreshedTimes(config, now, loaded.times.createdAt) : loaded.times;
     const issued = await this.service.store.update(loaded, patch, session._data(), times, this.service.storeContext);
     return this.#refreshed(loaded, times, issued, refresh);
