@@ -7,6 +7,7 @@ import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionStoreUnavailableError, SessionTooLargeError } from './sessions.errors.js';
 import type { SessionsService } from './sessions.service.js';
 import type { IssuedToken, LoadedSession, SessionStoreContext, SessionTimes } from './stores/session-store.js';
+import type { LegacyLookup } from './migration/express-session.js';
 
 /** @internal A request as the module sees it: it may carry a handle (and, on Fastify, Node's request). */
 export type RequestWithHandle = object & { [SESSION_HANDLE]?: SessionHandle; raw?: RequestWithHandle };
@@ -157,8 +158,19 @@ export class SessionHandle {
       }
     }
     this.#loaded = loaded;
+    // Switching from express-session: its cookie, when ours did not open, brings its old session along.
+    let data = loaded?.data;
+    if (!loaded && config.migration?.carries(this.service.io, this.req)) {
+      const legacy = await config.migration.lookup(this.service.io, this.req);
+      if (legacy) {
+        this.#legacy = legacy;
+        if (legacy.id === undefined) this.#debug(`express-session cookie refused: ${legacy.why}`);
+        else if (legacy.data === undefined) this.#debug('express-session cookie refused: its session has expired');
+        else data = legacy.data;
+      }
+    }
     const { keyring } = this.service.config;
-    const session = new TrackedSession(loaded?.data, loaded?.id, { save: () => this.save(), csrfSecretOf: this.service.csrfSecretOf });
+    const session = new TrackedSession(data, loaded?.id, { save: () => this.save(), csrfSecretOf: this.service.csrfSecretOf });
     // The token is judged against the session as loaded, once, before any caller can change it: its
     // stored secret, or else the one its ID gives under each of the keyring's secrets. A request that
     // changes no state is never judged, so nothing is derived for it.
@@ -170,6 +182,9 @@ export class SessionHandle {
     }
     return (this.session = session);
   }
+
+  /** express-session's cookie came with the request: its session is stored anew, then its record deleted and the cookie expired. */
+  #legacy: LegacyLookup | undefined;
 
   /** Why this request is refused by its headers (worked out once), or null when it is not. */
   #crossSite: string | null | undefined;
@@ -260,6 +275,7 @@ export class SessionHandle {
     const session = this.session;
     if (!session) return false;
     if (session.isModified) return true;
+    if (this.#legacy) return !this.service.io.headersSent(this.res);
     if (this.#ended) return false;
     const loaded = this.#loaded;
     if (!loaded) return this.#token !== undefined && !this.service.io.headersSent(this.res);
@@ -333,7 +349,29 @@ export class SessionHandle {
       this.#debug(`A session refresh was not sent: ${err.message}`);
     }
     this.#touchRequested = false;
+    if (this.#legacy && !sent) await this.#endLegacy(this.#legacy);
     session._committed(this.#loaded?.id);
+  }
+
+  /**
+   * After the old session's data is stored anew (or the session ended, or there was none): the old
+   * record is deleted and the old cookie expired, so that neither opens anything again.
+   */
+  async #endLegacy(legacy: LegacyLookup): Promise<void> {
+    const migration = this.service.config.migration!;
+    this.#legacy = undefined;
+    if (legacy.id !== undefined) {
+      try {
+        await migration.end(legacy.id);
+      } catch (err) {
+        // The new session stands; the old record ends with its own expiry in the old store.
+        this.service.logger.warn(
+          `The old express-session record could not be deleted; it ends at its own expiry: ${(err as Error).message}`,
+        );
+      }
+    }
+    migration.clearCookie(this.service.io, this.res);
+    this.service.io.preventSharedCaching(this.res, 'Cookie');
   }
 
   /** Deleted even when the response is gone: a logout must end the session on the server. */

@@ -3,6 +3,7 @@ import { Keyring, MIN_SECRET_BITS, MIN_SECRET_LENGTH, secretBits } from './crypt
 import { normalizeOrigin } from './csrf.js';
 import { SessionsConfigError } from './sessions.errors.js';
 import { isSessionStore, type SessionStore } from './stores/session-store.js';
+import { ExpressSessionMigration, type ExpressSessionMigrationOptions, type ExpressSessionStoreLike } from './migration/express-session.js';
 
 export type SameSite = 'lax' | 'strict' | 'none';
 
@@ -64,6 +65,13 @@ export interface SessionsModuleOptions {
    * it). The header transport is not checked: browsers never attach its header on their own.
    */
   csrf?: false | SessionCsrfOptions;
+  /**
+   * Switching from express-session: during the switch, a request with express-session's signed cookie
+   * (and no session of ours) has its old session read from the old store and turned into a new one,
+   * under a new ID; the old record is deleted and the old cookie expired. Remove the option once the old
+   * sessions' lifetime has passed. See the README's migration guide.
+   */
+  migrateFrom?: ExpressSessionMigrationOptions;
 }
 
 /** The options of the cross-site protection (`csrf`). */
@@ -108,6 +116,8 @@ export interface SessionsConfig {
   readonly touchAfterMs: number;
   /** How long a save keeps a session alive: the shorter of maxAge and idleTimeout. */
   readonly ttlMs: number;
+  /** express-session's cookie and store, during a switch from it. */
+  readonly migration?: ExpressSessionMigration;
 }
 
 const FORROOT = 'SessionsModule.forRoot()';
@@ -280,6 +290,53 @@ function csrfFor(options: Partial<SessionsModuleOptions>): CsrfConfig | undefine
   return undefined;
 }
 
+/** Checks `migrateFrom`: express-session's options as the app had them. */
+function migrationOption(input: unknown, cookieName: string, header: string | undefined): ExpressSessionMigration | undefined {
+  if (input === undefined) return undefined;
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    fail(`migrateFrom must be { secret, store, name, cookie, timeout }: the options express-session had; got ${describe(input)}`);
+  }
+  const { name = 'connect.sid', secret, store, cookie, timeout, ...rest } = input as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) {
+    fail(`migrateFrom has no option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; it takes secret, store, name, cookie and timeout`);
+  }
+  if (header !== undefined) fail('migrateFrom needs the cookie transport: express-session cookies come from browsers');
+  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) fail(`migrateFrom.name ${JSON.stringify(name)} is not a valid cookie name`);
+  if (name === cookieName || name.startsWith(`${cookieName}.`)) {
+    fail(`migrateFrom.name "${name}" must differ from the session cookie's name (cookie.name, "${cookieName}") and its chunks`);
+  }
+  const secrets = typeof secret === 'string' ? [secret] : secret;
+  if (!Array.isArray(secrets) || secrets.length === 0 || !secrets.every((s) => typeof s === 'string' && s.length > 0)) {
+    fail(`migrateFrom.secret must be express-session's secret: a non-empty string, or a list of them; got ${describe(secret)}`);
+  }
+  const old = store as Partial<ExpressSessionStoreLike> | null | undefined;
+  if (typeof old !== 'object' || old === null || typeof old.get !== 'function' || typeof old.destroy !== 'function') {
+    fail(
+      `migrateFrom.store must be express-session's store as it was configured (with get and destroy), such as new RedisStore({ client })`,
+    );
+  }
+  if (cookie !== undefined && (typeof cookie !== 'object' || cookie === null))
+    fail(`migrateFrom.cookie must be { path, domain }; got ${describe(cookie)}`);
+  const { path, domain } = (cookie ?? {}) as { path?: unknown; domain?: unknown };
+  if (path !== undefined && (typeof path !== 'string' || !COOKIE_PATH.test(path))) {
+    fail(`migrateFrom.cookie.path ${JSON.stringify(path)} must start with "/" and contain no spaces, control characters, ";", "," or "="`);
+  }
+  if (domain !== undefined && (typeof domain !== 'string' || !COOKIE_DOMAIN.test(domain))) {
+    fail(`migrateFrom.cookie.domain ${JSON.stringify(domain)} is not a host name (letters, digits, "-" and ".")`);
+  }
+  if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0)) {
+    fail(`migrateFrom.timeout must be a number of milliseconds greater than 0; got ${describe(timeout)}`);
+  }
+  return new ExpressSessionMigration({
+    name,
+    secret: secrets as string[],
+    store: old as ExpressSessionStoreLike,
+    cookie: { path: path as string | undefined, domain: domain as string | undefined },
+    timeout: timeout as number | undefined,
+  });
+}
+
 /** Checks the options and applies the defaults; every problem is a `SessionsConfigError` that says what to do. */
 export function resolveSessionsConfig(input: SessionsModuleOptions | string | readonly string[] | undefined): SessionsConfig {
   const options: Partial<SessionsModuleOptions> =
@@ -310,11 +367,14 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
       );
     }
   }
+  const cookie = cookieOptions(options.cookie);
+  const header = transportHeader(options.transport);
   return {
     keyring,
     store: options.store,
-    cookie: cookieOptions(options.cookie),
-    header: transportHeader(options.transport),
+    cookie,
+    header,
+    migration: migrationOption(options.migrateFrom, cookie.name, header),
     csrf: csrfFor(options),
     maxAgeMs: maxAge * 1000,
     idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeout * 1000,

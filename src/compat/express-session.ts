@@ -69,7 +69,7 @@ function later(callback: SessionCallback | undefined, err?: unknown): void {
   if (callback) process.nextTick(callback, err);
 }
 
-/** `req.session` for the handle's session, installed on `req` (with `req.sessionID`). */
+/** @internal `req.session` for the handle's session, installed on `req` (with `req.sessionID`). */
 export function installExpressSession(req: CompatRequest, handle: SessionHandle, session: TrackedSession): void {
   if (req.session !== undefined && req.session !== null) {
     throw new SessionsConfigError(
