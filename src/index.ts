@@ -14,6 +14,7 @@ export {
   type ExpressMiddleware,
   type SessionCallback,
 } from './compat/express-session.js';
+export { fastifySession, type FastifySession } from './compat/fastify-session.js';
 export type { ExpressSessionMigrationOptions, ExpressSessionStoreLike } from './migration/express-session.js';
 export {
   SessionsConfigError,
