@@ -340,13 +340,22 @@ export class SessionHandle {
       touching = true;
       outcome = await this.#touch(session, loaded, now);
     }
+    // An express-session session carried over as it was, with nothing of this request's own.
+    const converting = this.#legacy?.id !== undefined && !loaded && !pending.modified && !pending.regenerate && !pending.destroy;
     try {
       this.#send(outcome, sent, now);
     } catch (err) {
-      // A refresh of an unchanged session that no longer fits (a cookie written under a larger limit)
-      // is skipped: the client keeps the cookie it has, and the request goes on.
-      if (!(touching && err instanceof SessionTooLargeError)) throw err;
-      this.#debug(`A session refresh was not sent: ${err.message}`);
+      if (!(err instanceof SessionTooLargeError) || !(touching || converting)) throw err;
+      if (touching) {
+        // A refresh of an unchanged session that no longer fits (a cookie written under a larger limit)
+        // is skipped: the client keeps the cookie it has, and the request goes on.
+        this.#debug(`A session refresh was not sent: ${err.message}`);
+      } else {
+        // An old session too large for this store cannot be carried over, now or later: it is ended,
+        // and the user starts afresh, rather than every request failing on it.
+        this.service.logger.warn(`An express-session session was not carried over and has ended: ${err.message}`);
+        this.#loaded = undefined;
+      }
     }
     this.#touchRequested = false;
     if (this.#legacy && !sent) await this.#endLegacy(this.#legacy);

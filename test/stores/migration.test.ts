@@ -31,7 +31,7 @@ import {
   type ExpressSessionStoreLike,
   type SessionStore,
 } from '../../src/index.js';
-import { appOn, isExpiry, PLATFORMS, SECRET, sessionCookie, setCookies, type Platform } from '../fixtures/app.js';
+import { appOn, isExpiry, PLATFORMS, RecordingLogger, SECRET, sessionCookie, setCookies, type Platform } from '../fixtures/app.js';
 import { deleteRunKeys, PG_PORT, REDIS_PORT, requireServer, runId } from './services.js';
 
 const redisUp = await requireServer('Redis', REDIS_PORT);
@@ -400,6 +400,36 @@ describe('migrateFrom with an old store that fails', () => {
         } finally {
           await app.close();
         }
+      }
+    });
+  }
+});
+
+describe.skipIf(!redisUp)('an express-session session too large for the cookie store', () => {
+  for (const platform of PLATFORMS) {
+    it(`ends with a warning, and the request goes on without it, on ${platform}`, async () => {
+      redis ??= await createClient({ socket: { host: '127.0.0.1', port: REDIS_PORT } }).connect();
+      const prefix = `test:${runId}:large-${platform}:`;
+      const sid = 'a-large-old-session';
+      await redis.set(prefix + sid, JSON.stringify({ cookie: { expires: null }, notes: 'x'.repeat(10_000) }));
+      const logger = new RecordingLogger();
+      const app = await appOn(platform)(
+        { secret: SECRET, migrateFrom: { secret: OLD_SECRETS, store: new RedisStore({ client: redis, prefix }) } },
+        { controllers: [NewAppController], providers: [], logger },
+      );
+      try {
+        const res = await request(app.getHttpServer()).get('/data').set('Cookie', signedCookie(sid)).expect(200);
+        expect(res.body.notes).toHaveLength(10_000); // this request still saw it
+        expect(setCookies(res).filter((c) => c.startsWith('session='))).toEqual([]);
+        expect(
+          setCookies(res)
+            .filter((c) => c.startsWith('connect.sid='))
+            .every(isExpiry),
+        ).toBe(true);
+        expect(await redis.exists(prefix + sid)).toBe(0);
+        expect(logger.messages('warn').join('\n')).toContain('An express-session session was not carried over and has ended');
+      } finally {
+        await app.close();
       }
     });
   }
