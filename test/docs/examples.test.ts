@@ -6,7 +6,8 @@ import pg from 'pg';
 import { createClient } from 'redis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Session, SessionsModule } from '../../src/index.js';
+import passport from 'passport';
+import { expressSession, Session, SessionsModule } from '../../src/index.js';
 import { SECRET, sessionCookie } from '../fixtures/app.js';
 import { moduleText, tsBlocks, type DocBlock } from './blocks.js';
 import { requireServer, PG_PORT, REDIS_PORT } from '../stores/services.js';
@@ -124,6 +125,27 @@ describe("the README's examples, run", () => {
       expect((await agent.post('/graphql').send({ query: 'mutation { increment }' }).expect(200)).body).toEqual({ data: { increment: 1 } });
       expect((await agent.post('/graphql').send({ query: 'mutation { increment }' }).expect(200)).body).toEqual({ data: { increment: 2 } });
       expect((await agent.post('/graphql').send({ query: '{ count }' }).expect(200)).body).toEqual({ data: { count: 2 } });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('the Passport module, as passport-main.ts starts it: login, a protected route, logout', async () => {
+    const { AuthModule } = await load<{ AuthModule: Type }>(find('class LoginGuard'));
+    const ref = await Test.createTestingModule({ imports: [AuthModule] }).compile();
+    const app = ref.createNestApplication({ logger: false });
+    app.use(expressSession(app));
+    app.use(passport.session());
+    await app.init();
+    try {
+      const http = app.getHttpServer();
+      await request(http).post('/login').send({ username: 'ann', password: 'wrong' }).expect(401);
+      const login = await request(http).post('/login').send({ username: 'ann', password: 'correct horse' }).expect(201);
+      expect(login.body).toEqual({ id: 1, name: 'ann' });
+      const cookie = sessionCookie(login);
+      expect((await request(http).get('/me').set('Cookie', cookie).expect(200)).body).toEqual({ id: 1, name: 'ann' });
+      expect((await request(http).post('/logout').set('Cookie', cookie).expect(201)).body).toEqual({ loggedOut: true });
+      await request(http).get('/me').set('Cookie', cookie).expect(403);
     } finally {
       await app.close();
     }
