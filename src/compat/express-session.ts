@@ -50,6 +50,9 @@ export interface ExpressSession {
   [key: string]: unknown;
 }
 
+/** Node's util.inspect hook, without importing node:util. */
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
 /** Names that are express-session's, not data: they cannot be set as keys through `req.session`. */
 const RESERVED = new Set(['id', 'cookie', 'regenerate', 'save', 'destroy', 'reload', 'touch', 'resetMaxAge']);
 
@@ -149,9 +152,14 @@ function view(handle: SessionHandle, session: TrackedSession, backing: Backing, 
     },
   };
   const cookie = cookieView(handle);
-  const self: ExpressSession = new Proxy({} as ExpressSession, {
-    get(_target, key) {
-      if (typeof key === 'symbol') return undefined;
+  // console.log(req.session) shows the data (a Proxy is otherwise shown as its empty target).
+  const target = Object.defineProperty({}, INSPECT, {
+    value: () => Object.fromEntries(keys().map((key) => [key, data(key)])),
+    configurable: true,
+  });
+  const self: ExpressSession = new Proxy(target as ExpressSession, {
+    get(target, key) {
+      if (typeof key === 'symbol') return key === INSPECT ? Reflect.get(target, key) : undefined;
       if (Object.hasOwn(methods, key)) return methods[key];
       if (key === 'id') return backing.regenerated && session.id === backing.before ? undefined : session.id;
       if (key === 'cookie') return cookie;

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import {
   Controller,
   Get,
@@ -268,7 +269,13 @@ class ExpressSessionApiController {
 
   @Get('read')
   read(@Req() req: CompatRequest, @Session() session: Session) {
-    return { data: { ...req.session }, id: req.session.id ?? null, sessionID: req.sessionID ?? null, viaDecorator: session.toJSON() };
+    return {
+      data: { ...req.session },
+      id: req.session.id ?? null,
+      sessionID: req.sessionID ?? null,
+      viaDecorator: session.toJSON(),
+      inspected: inspect(req.session, { depth: 5, breakLength: Infinity }),
+    };
   }
 
   @Post('save-then-change')
@@ -367,6 +374,8 @@ describe('req.session as express-session gives it (expressSession), on Express w
     expect(read.body.id).toEqual(expect.any(String));
     expect(read.body.sessionID).toBe(read.body.id);
     expect(read.body.viaDecorator).toEqual(read.body.data);
+    // console.log(req.session) shows the data, as it does with express-session.
+    expect(read.body.inspected).toBe("{ views: 1, profile: { name: 'ann', tags: [ 'a' ] } }");
   });
 
   it('saves changes made in place and deletions; keys, `in` and JSON see the data only', async () => {
