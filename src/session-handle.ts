@@ -4,7 +4,7 @@ import { derivedCsrfSecret } from './crypto/csrf-token.js';
 import { TrackedSession, type SessionPatch } from './session.js';
 import { isLive, isRefreshDue, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
-import { SessionStoreUnavailableError, SessionTooLargeError } from './sessions.errors.js';
+import { SessionSerializationError, SessionStoreUnavailableError, SessionTooLargeError } from './sessions.errors.js';
 import type { SessionsService } from './sessions.service.js';
 import type { IssuedToken, LoadedSession, SessionStoreContext, SessionTimes } from './stores/session-store.js';
 import type { LegacyLookup } from './migration/express-session.js';
@@ -158,30 +158,41 @@ export class SessionHandle {
       }
     }
     this.#loaded = loaded;
-    // Switching from express-session: its cookie, when ours did not open, brings its old session along.
+    // Switching from express-session: its cookie, when ours did not open, brings its old session along;
+    // beside a session of ours that opened, it is only ended, so that it cannot come back after a logout.
     let data = loaded?.data;
-    if (!loaded && config.migration?.carries(this.service.io, this.req)) {
-      const legacy = await config.migration.lookup(this.service.io, this.req);
-      if (legacy) {
-        this.#legacy = legacy;
-        if (legacy.id === undefined) this.#debug(`express-session cookie refused: ${legacy.why}`);
-        else if (legacy.data === undefined) this.#debug('express-session cookie refused: its session has expired');
-        else data = legacy.data;
+    const { migration } = config;
+    if (migration?.carries(this.service.io, this.req)) {
+      if (loaded) {
+        const id = migration.signedId(this.service.io, this.req);
+        if (id !== undefined) this.#legacy = { id, data: undefined };
+      } else {
+        const legacy = await migration.lookup(this.service.io, this.req);
+        if (legacy) {
+          this.#legacy = legacy;
+          if (legacy.id === undefined) this.#debug(`express-session cookie refused: ${legacy.why}`);
+          else if (legacy.data === undefined) this.#debug('express-session cookie refused: its session has expired');
+          else data = legacy.data;
+        }
       }
     }
-    const { keyring } = this.service.config;
     const session = new TrackedSession(data, loaded?.id, { save: () => this.save(), csrfSecretOf: this.service.csrfSecretOf });
-    // The token is judged against the session as loaded, once, before any caller can change it: its
-    // stored secret, or else the one its ID gives under each of the keyring's secrets. A request that
-    // changes no state is never judged, so nothing is derived for it.
-    if (this.service.config.csrf?.requireToken && changesState(this.#method())) {
+    // The token is judged against the session as loaded, before any caller can change it: its stored
+    // secret, or else the one its ID gives under each of the keyring's secrets. A request that changes no
+    // state is never judged, so nothing is derived for it. The judgement itself waits for the first
+    // caller that needs it, so that a body parsed after an early load (a middleware's) is seen.
+    if (config.csrf?.requireToken && changesState(this.#method())) {
       const stored = session._csrfSecret();
-      const secrets =
-        stored !== undefined ? [stored] : loaded ? keyring.keys.map((key) => derivedCsrfSecret(key.csrfKey, loaded.id)) : undefined;
-      this.#tokenVerdict = this.#tokenReason(secrets) ?? null;
+      const id = loaded?.id;
+      const { keyring } = config;
+      this.#tokenSecrets = () =>
+        stored !== undefined ? [stored] : id !== undefined ? keyring.keys.map((key) => derivedCsrfSecret(key.csrfKey, id)) : undefined;
     }
     return (this.session = session);
   }
+
+  /** With `requireToken`, on a state-changing request: the secrets the token is judged against, as loaded. */
+  #tokenSecrets: (() => readonly string[] | undefined) | undefined;
 
   /** express-session's cookie came with the request: its session is stored anew, then its record deleted and the cookie expired. */
   #legacy: LegacyLookup | undefined;
@@ -204,13 +215,42 @@ export class SessionHandle {
     let reason = (this.#crossSite ??= this.#crossSiteReason(csrf.trustedOrigins) ?? null);
     let what = 'Cross-site request refused';
     if (reason === null && csrf.requireToken) {
-      reason = loaded ? (this.#tokenVerdict ?? null) : (this.#tokenReason(null) ?? null);
+      reason = loaded ? this.#judgedToken() : (this.#tokenReason(null) ?? null);
       what = 'Request refused';
     }
     if (reason === null) return;
     if (context && (Reflect.getMetadata(SKIP_CSRF, context.getHandler()) || Reflect.getMetadata(SKIP_CSRF, context.getClass()))) return;
     this.#debug(`${what} (${this.#route()}): ${reason}`);
     throw new ForbiddenException(`${what}: ${reason}`);
+  }
+
+  /** Why the token is refused (null: accepted, or not judged), worked out once, against the secrets as loaded. */
+  #judgedToken(): string | null {
+    if (this.#tokenVerdict === undefined) {
+      const secrets = this.#tokenSecrets;
+      this.#tokenVerdict = secrets ? (this.#tokenReason(secrets()) ?? null) : null;
+    }
+    return this.#tokenVerdict;
+  }
+
+  /** Whether the sessions interceptor has taken the handle over (it saves after the chain). */
+  get adopted(): boolean {
+    return this.#adopted;
+  }
+
+  /**
+   * @internal A save as the response goes out (the compatibility layers' last word, as express-session
+   * saves on `res.end`): for a session changed where the interceptor did not save it, such as a guard that
+   * sent the response itself. The anti-forgery checks come first; a refused request saves nothing.
+   */
+  async saveAtEnd(): Promise<void> {
+    if (!this.session || !this.needsSave()) return;
+    try {
+      this.#assertNotForged(this.context, true);
+    } catch {
+      return; // logged at debug level by the check
+    }
+    await this.save();
   }
 
   /** A request whose method cannot be told is treated as one that changes state. */
@@ -333,28 +373,32 @@ export class SessionHandle {
     const sent = this.service.io.headersSent(this.res);
     let outcome: Outcome;
     let touching = false;
-    if (pending.destroy) outcome = await this.#destroy(loaded);
-    else if (pending.regenerate || !loaded) outcome = await this.#create(session, loaded, pending.regenerate, pending.restart, sent, now);
-    else if (pending.modified) outcome = await this.#patch(session, loaded, pending.patch, now);
-    else if (!sent && (loaded.reissue || this.#touchRequested || isTouchDue(loaded.times, this.service.config, now))) {
-      touching = true;
-      outcome = await this.#touch(session, loaded, now);
-    }
+    let sending = false;
     // An express-session session carried over as it was, with nothing of this request's own.
-    const converting = this.#legacy?.id !== undefined && !loaded && !pending.modified && !pending.regenerate && !pending.destroy;
+    const legacy = this.#legacy;
+    const converting = legacy?.id !== undefined && legacy.data !== undefined && !loaded && !pending.modified && !pending.regenerate;
     try {
+      if (pending.destroy) outcome = await this.#destroy(loaded);
+      else if (pending.regenerate || !loaded) outcome = await this.#create(session, loaded, pending.regenerate, pending.restart, sent, now);
+      else if (pending.modified) outcome = await this.#patch(session, loaded, pending.patch, now);
+      else if (!sent && (loaded.reissue || this.#touchRequested || isTouchDue(loaded.times, this.service.config, now))) {
+        touching = true;
+        outcome = await this.#touch(session, loaded, now);
+      }
+      sending = true;
       this.#send(outcome, sent, now);
     } catch (err) {
-      if (!(err instanceof SessionTooLargeError) || !(touching || converting)) throw err;
-      if (touching) {
+      if (touching && sending && err instanceof SessionTooLargeError) {
         // A refresh of an unchanged session that no longer fits (a cookie written under a larger limit)
         // is skipped: the client keeps the cookie it has, and the request goes on.
         this.#debug(`A session refresh was not sent: ${err.message}`);
-      } else {
-        // An old session too large for this store cannot be carried over, now or later: it is ended,
-        // and the user starts afresh, rather than every request failing on it.
+      } else if (converting && (err instanceof SessionTooLargeError || err instanceof SessionSerializationError)) {
+        // An old session this store cannot take (too large, or values it cannot keep) cannot be carried
+        // over, now or later: it is ended, and the user starts afresh, rather than every request failing on it.
         this.service.logger.warn(`An express-session session was not carried over and has ended: ${err.message}`);
         this.#loaded = undefined;
+      } else {
+        throw err;
       }
     }
     this.#touchRequested = false;

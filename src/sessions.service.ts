@@ -79,6 +79,16 @@ export class SessionsService {
     return handle.loadFor(context);
   }
 
+  /** @internal The request's handle, made (and watched) if it has none; nothing is loaded or checked. */
+  handleFor(req: RequestWithHandle, res: object): SessionHandle {
+    let handle = handleOfRequest(req);
+    if (!handle) {
+      handle = this.attach(req, res);
+      handle.watch();
+    }
+    return handle;
+  }
+
   /** @internal A new handle on a request that has none; the interceptor and `load()` share it. */
   attach(req: RequestWithHandle, res: object): SessionHandle {
     const handle = new SessionHandle(this, req, res);

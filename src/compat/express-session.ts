@@ -1,8 +1,9 @@
 import type { INestApplicationContext } from '@nestjs/common';
-import type { SessionData, TrackedSession } from '../session.js';
-import { handleOfRequest, type SessionHandle } from '../session-handle.js';
+import type { TrackedSession } from '../session.js';
+import type { SessionHandle } from '../session-handle.js';
 import { SessionsConfigError } from '../sessions.errors.js';
 import { SessionsService } from '../sessions.service.js';
+import { sessionView, type ViewBacking } from './session-view.js';
 
 /** A callback in Node's style, as express-session's methods take. */
 export type SessionCallback = (err?: unknown) => void;
@@ -34,12 +35,19 @@ export interface ExpressSession {
   /**
    * As express-session's: the data is dropped, the stored session ends, and `req.session` becomes a new,
    * empty session that is stored under a new ID once something is set in it (Passport's login and logout
-   * call it). The previous `req.session` object keeps a copy of the data, for `keepSessionInfo`.
+   * call it). The previous `req.session` object keeps a copy of the data, for `keepSessionInfo`. Applied
+   * at the next save, at the latest before the response ends.
    */
   regenerate(callback?: SessionCallback): this;
-  /** Saves now; the callback gets the error, if any (a store that is down: a 503). */
+  /**
+   * In a handler, saves now, and the callback gets the error, if any. Before the handler (a guard), the
+   * save waits for the request's anti-forgery checks, by the interceptor or before the response ends.
+   */
   save(callback?: SessionCallback): this;
-  /** Ends the session now (its record deleted, the cookie expired); `req.session` is then an empty new session. */
+  /**
+   * Ends the session: its record is deleted and the cookie expired at the next save, at the latest
+   * before the response ends. `req.session` is then an empty new session.
+   */
   destroy(callback?: SessionCallback): this;
   /** Drops the changes not saved yet, going back to the session as loaded or last saved. */
   reload(callback?: SessionCallback): this;
@@ -50,26 +58,25 @@ export interface ExpressSession {
   [key: string]: unknown;
 }
 
-/** Node's util.inspect hook, without importing node:util. */
-const INSPECT = Symbol.for('nodejs.util.inspect.custom');
-
-/** Names that are express-session's, not data: they cannot be set as keys through `req.session`. */
-const RESERVED = new Set(['id', 'cookie', 'regenerate', 'save', 'destroy', 'reload', 'touch', 'resetMaxAge']);
-
 /** A request as the compatibility layer sees it. */
 type CompatRequest = object & { session?: unknown; sessionID?: unknown };
 
-/** What a `req.session` object reads and writes: the live session, or a copy once a regenerate replaced it. */
-interface Backing {
-  live: TrackedSession | undefined;
-  copy: SessionData;
-  /** The ID the session had when a regenerate made this object: reported as no ID until it changes. */
-  readonly before: string | undefined;
-  readonly regenerated: boolean;
-}
-
 function later(callback: SessionCallback | undefined, err?: unknown): void {
   if (callback) process.nextTick(callback, err);
+}
+
+/**
+ * `save(callback)`: saves now if the sessions interceptor has the request (in a handler). Before it (a
+ * guard, a middleware), nothing is written yet: the interceptor saves once the request's anti-forgery
+ * checks have passed with the handler known, or, if it never runs, the save before `res.end` does. Either
+ * way the session is saved before the response ends, which is what Passport's save before a redirect is for.
+ */
+function commit(handle: SessionHandle, callback: SessionCallback | undefined): void {
+  if (!handle.adopted) return later(callback);
+  handle.save().then(
+    () => later(callback),
+    (err: unknown) => later(callback, err),
+  );
 }
 
 /** @internal `req.session` for the handle's session, installed on `req` (with `req.sessionID`). */
@@ -81,7 +88,7 @@ export function installExpressSession(req: CompatRequest, handle: SessionHandle,
     );
   }
   const replace = (next: ExpressSession) => (current = next);
-  let current = view(handle, session, { live: session, copy: {}, before: undefined, regenerated: false }, replace);
+  let current = view(handle, session, { live: session, copy: {} }, undefined, replace);
   Object.defineProperty(req, 'session', {
     configurable: true,
     enumerable: true,
@@ -100,48 +107,51 @@ export function installExpressSession(req: CompatRequest, handle: SessionHandle,
 }
 
 /**
- * One `req.session` object. `replace` puts a new one on the request: regenerate() and destroy() do, as
- * express-session does.
+ * One `req.session` object. `replace` puts a new one on the request, as express-session's regenerate()
+ * and destroy() do. `before` is the ID the session had when a regenerate made this object: until the
+ * new session is saved, it has no ID to report.
  */
-function view(handle: SessionHandle, session: TrackedSession, backing: Backing, replace: (next: ExpressSession) => void): ExpressSession {
-  const data = (key: string): unknown => (backing.live ? backing.live.get(key) : backing.copy[key]);
-  const has = (key: string): boolean => (backing.live ? backing.live.has(key) : Object.hasOwn(backing.copy, key));
-  const keys = (): string[] => (backing.live ? backing.live.keys() : Object.keys(backing.copy));
-  /** A new `req.session` for the same session: after regenerate() and destroy(). */
-  const successor = (): void => replace(view(handle, session, { live: session, copy: {}, before: session.id, regenerated: true }, replace));
-  const methods: Record<string, (callback?: SessionCallback) => ExpressSession> = {
-    regenerate(callback) {
+function view(
+  handle: SessionHandle,
+  session: TrackedSession,
+  backing: ViewBacking,
+  before: { id: string | undefined } | undefined,
+  replace: (next: ExpressSession) => void,
+): ExpressSession {
+  const successor = (): void => replace(view(handle, session, { live: session, copy: {} }, { id: session.id }, replace));
+  const cookie = cookieView(handle);
+  const members = {
+    get id() {
+      return before && session.id === before.id ? undefined : session.id;
+    },
+    cookie,
+    regenerate(callback?: SessionCallback) {
       if (backing.live) {
         backing.copy = session.toJSON();
         backing.live = undefined;
         session.destroy();
         successor();
       }
+      // Applied by the next save: the interceptor's, a save() of the handler's, or the one before res.end.
       later(callback);
       return self;
     },
-    save(callback) {
-      handle.save().then(
-        () => later(callback),
-        (err: unknown) => later(callback, err),
-      );
+    save(callback?: SessionCallback) {
+      commit(handle, callback);
       return self;
     },
-    destroy(callback) {
+    destroy(callback?: SessionCallback) {
       session.destroy();
       successor();
-      handle.save().then(
-        () => later(callback),
-        (err: unknown) => later(callback, err),
-      );
+      later(callback);
       return self;
     },
-    reload(callback) {
+    reload(callback?: SessionCallback) {
       handle.discard();
       later(callback);
       return self;
     },
-    touch(callback) {
+    touch(callback?: SessionCallback) {
       handle.requestTouch();
       later(callback);
       return self;
@@ -151,47 +161,7 @@ function view(handle: SessionHandle, session: TrackedSession, backing: Backing, 
       return self;
     },
   };
-  const cookie = cookieView(handle);
-  // console.log(req.session) shows the data (a Proxy is otherwise shown as its empty target).
-  const target = Object.defineProperty({}, INSPECT, {
-    value: () => Object.fromEntries(keys().map((key) => [key, data(key)])),
-    configurable: true,
-  });
-  const self: ExpressSession = new Proxy(target as ExpressSession, {
-    get(target, key) {
-      if (typeof key === 'symbol') return key === INSPECT ? Reflect.get(target, key) : undefined;
-      if (Object.hasOwn(methods, key)) return methods[key];
-      if (key === 'id') return backing.regenerated && session.id === backing.before ? undefined : session.id;
-      if (key === 'cookie') return cookie;
-      return data(key);
-    },
-    set(_target, key, value: unknown) {
-      if (typeof key === 'symbol') return false;
-      if (RESERVED.has(key)) throw new TypeError(`req.session.${key} is express-session's and cannot be set`);
-      if (backing.live) backing.live.set(key, value);
-      else backing.copy[key] = value;
-      return true;
-    },
-    deleteProperty(_target, key) {
-      if (typeof key === 'symbol' || RESERVED.has(key)) return false;
-      if (backing.live) backing.live.delete(key);
-      else delete backing.copy[key];
-      return true;
-    },
-    has(_target, key) {
-      return typeof key === 'string' && (RESERVED.has(key) || has(key));
-    },
-    ownKeys() {
-      return keys();
-    },
-    getOwnPropertyDescriptor(_target, key) {
-      if (typeof key === 'symbol' || !has(key)) return undefined;
-      return { value: data(key), writable: true, enumerable: true, configurable: true };
-    },
-    defineProperty() {
-      return false;
-    },
-  });
+  const self: ExpressSession = sessionView<ExpressSession>(backing, members, 'req.session');
   return self;
 }
 
@@ -241,24 +211,46 @@ export type ExpressMiddleware = (req: object, res: object, next: (err?: unknown)
  * app.use(passport.session());
  * ```
  *
- * Every request then loads its session (as with express-session); it is saved by the sessions
- * interceptor after the handler, as any session is. A request refused by the cross-site checks, or
- * whose store is down, gets its 403 or 503 from Nest's exception filters.
+ * Every request then loads its session (as with express-session). The sessions interceptor saves it after
+ * the handler, once the request's anti-forgery checks have passed with the handler known (so
+ * `@SkipCsrf()` counts, and a token in a parsed body is seen); a session changed where the interceptor
+ * never runs (a guard that sends the response itself, a route outside Nest) is saved as the response
+ * ends, as express-session saves it. A store that is down answers 503 through Nest's exception filters.
  */
 export function expressSession(app: Pick<INestApplicationContext, 'get'>): ExpressMiddleware {
   const sessions = app.get(SessionsService);
   return (req, res, next) => {
-    sessions.load(req, res).then(
+    const handle = sessions.handleFor(req, res);
+    handle.load().then(
       (session) => {
         try {
-          installExpressSession(req, handleOfRequest(req)!, session as TrackedSession);
+          installExpressSession(req, handle, session);
         } catch (err) {
           next(err);
           return;
         }
+        saveBeforeEnd(res, handle);
         next();
       },
       (err: unknown) => next(err),
     );
+  };
+}
+
+/** Wraps `res.end` so that a session changed and not saved yet is saved first (express-session does the same). */
+function saveBeforeEnd(res: object, handle: SessionHandle): void {
+  const r = res as { end?: (...args: unknown[]) => unknown };
+  const end = r.end;
+  if (typeof end !== 'function') return;
+  r.end = function (this: unknown, ...args: unknown[]) {
+    if (!handle.needsSave()) return end.apply(this, args);
+    handle.saveAtEnd().then(
+      () => end.apply(this, args),
+      (err: unknown) => {
+        handle.service.logger.error(`The session could not be saved before the response ended: ${(err as Error).message ?? String(err)}`);
+        end.apply(this, args);
+      },
+    );
+    return this;
   };
 }

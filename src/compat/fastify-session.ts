@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import type { SessionData, TrackedSession } from '../session.js';
+import { sessionView } from './session-view.js';
 import { handleOfRequest, type SessionHandle } from '../session-handle.js';
 import { SessionsConfigError } from '../sessions.errors.js';
 import { SessionsService } from '../sessions.service.js';
@@ -23,7 +24,7 @@ export interface FastifySession {
    * its data is dropped without it). The old session ends when the new one is saved.
    */
   regenerate(keep?: readonly string[]): Promise<void>;
-  /** Ends the session now: its record is deleted and the cookie expired. */
+  /** Ends the session: its record is deleted and the cookie expired at the next save (before the reply goes out). */
   destroy(): Promise<void>;
   /** Saves now instead of after the handler. */
   save(): Promise<void>;
@@ -31,23 +32,24 @@ export interface FastifySession {
   touch(): void;
 }
 
-/** Just what of Fastify's instance the hook needs. */
+/** Just what of Fastify's instance the hooks need. */
 interface FastifyInstanceLike {
   decorateRequest(name: string, value: unknown): unknown;
   addHook(name: 'onRequest', hook: (request: object & { session?: unknown }, reply: object) => Promise<void>): unknown;
+  addHook(name: 'onSend', hook: (request: object, reply: object, payload: unknown) => Promise<unknown>): unknown;
 }
 
 function view(handle: SessionHandle, session: TrackedSession): FastifySession {
   // After regenerate(), the ID reported is none until the new one is saved.
   let before: { id: string | undefined } | undefined;
-  return {
+  const members = {
     get sessionId() {
       return before && session.id === before.id ? undefined : session.id;
     },
-    get: <T>(key: string) => session.get(key) as T | undefined,
-    set: (key, value) => void session.set(key, value),
+    get: (key: string) => session.get(key),
+    set: (key: string, value: unknown) => void session.set(key, value),
     data: () => session.toJSON(),
-    async regenerate(keep) {
+    async regenerate(keep?: readonly string[]) {
       const kept: [string, unknown][] = [];
       for (const key of keep ?? []) if (session.has(key)) kept.push([key, session.get(key)]);
       before = { id: session.id };
@@ -57,11 +59,14 @@ function view(handle: SessionHandle, session: TrackedSession): FastifySession {
     },
     async destroy() {
       session.destroy();
-      await handle.save();
     },
-    save: () => handle.save(),
+    // In a handler, now; before it (a guard), the interceptor or the onSend hook saves, after the checks.
+    save: async () => {
+      if (handle.adopted) await handle.save();
+    },
     touch: () => handle.requestTouch(),
   };
+  return sessionView<FastifySession>({ live: session, copy: {} }, members, 'request.session');
 }
 
 /**
@@ -75,8 +80,9 @@ function view(handle: SessionHandle, session: TrackedSession): FastifySession {
  * await app.register(fastifyPassport.secureSession());
  * ```
  *
- * It adds an `onRequest` hook that loads the session of every request; the sessions interceptor saves it
- * after the handler, as it saves any session.
+ * An `onRequest` hook loads the session of every request. The sessions interceptor saves it after the
+ * handler, once the anti-forgery checks have passed with the handler known; a session changed where the
+ * interceptor never runs (a guard that sends the reply itself) is saved in an `onSend` hook.
  */
 export function fastifySession(app: Pick<INestApplication, 'get' | 'getHttpAdapter'>): void {
   const sessions = app.get(SessionsService);
@@ -86,7 +92,11 @@ export function fastifySession(app: Pick<INestApplication, 'get' | 'getHttpAdapt
   }
   instance.decorateRequest('session', null);
   instance.addHook('onRequest', async (request, reply) => {
-    const session = (await sessions.load(request, reply)) as TrackedSession;
-    request.session = view(handleOfRequest(request)!, session);
+    const handle = sessions.handleFor(request, reply);
+    request.session = view(handle, await handle.load());
+  });
+  instance.addHook('onSend', async (request, _reply, payload) => {
+    await handleOfRequest(request)?.saveAtEnd();
+    return payload;
   });
 }

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { Logger } from '@nestjs/common';
 import { parse, type SerializeOptions } from 'cookie';
 import { CSRF_KEY, type SessionData } from '../session.js';
 import { SessionStoreUnavailableError } from '../sessions.errors.js';
@@ -71,15 +72,41 @@ export class ExpressSessionMigration {
    * old secrets, then its record from the old store, unless that is gone or past its cookie's expiry.
    */
   async lookup(io: HttpIo, req: unknown): Promise<LegacyLookup | undefined> {
-    const header = io.requestHeader(req, 'cookie');
-    if (!header || !header.includes(this.#needle)) return undefined;
-    const value = parse(header)[this.name];
+    const value = this.#value(io, req);
     if (value === undefined) return undefined;
     const id = value.length <= MAX_COOKIE ? unsign(value, this.#secrets) : undefined;
     if (id === undefined) return { id: undefined, why: `the ${this.name} cookie is not signed with any of migrateFrom.secret` };
     const record = await this.#call<unknown>('reading', (done) => this.#store.get(id, done));
     if (record === undefined || record === null) return { id: undefined, why: `the ${this.name} session is not in the old store` };
+    if (typeof record !== 'object' || Array.isArray(record)) {
+      // Not deleted: a misconfigured serializer, not a dead session, is the likelier cause.
+      this.#warnNotARecord(typeof record);
+      return { id: undefined, why: `the old store returned ${Array.isArray(record) ? 'an array' : `a ${typeof record}`}, not a session` };
+    }
     return { id, data: liveData(record, Date.now()) };
+  }
+
+  /** The old session ID of the request's old cookie when its signature checks out (no store call). */
+  signedId(io: HttpIo, req: unknown): string | undefined {
+    const value = this.#value(io, req);
+    return value !== undefined && value.length <= MAX_COOKIE ? unsign(value, this.#secrets) : undefined;
+  }
+
+  #value(io: HttpIo, req: unknown): string | undefined {
+    const header = io.requestHeader(req, 'cookie');
+    if (!header || !header.includes(this.#needle)) return undefined;
+    return parse(header)[this.name];
+  }
+
+  #warned = false;
+
+  #warnNotARecord(type: string): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    new Logger('SessionsModule').warn(
+      `migrateFrom.store returned a ${type} where express-session keeps a session object; check that it is configured ` +
+        `as in the old app (its serializer). Such sessions are not carried over, and are left in the old store.`,
+    );
   }
 
   /** Deletes the old record: converted into a new session, ended, or found dead. */
@@ -143,10 +170,9 @@ export function unsign(value: string, secrets: readonly string[]): string | unde
 
 /**
  * @internal The data of an express-session record, without its `cookie`; undefined when the record's cookie has
- * expired (a store that does not expire records itself) or the record is no session at all.
+ * expired (a store that does not expire records itself).
  */
-export function liveData(record: unknown, now: number): SessionData | undefined {
-  if (typeof record !== 'object' || record === null || Array.isArray(record)) return undefined;
+export function liveData(record: object, now: number): SessionData | undefined {
   const { cookie, ...data } = record as SessionData & { cookie?: { expires?: unknown } };
   const expires = cookie?.expires;
   if (expires !== undefined && expires !== null) {

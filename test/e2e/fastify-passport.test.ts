@@ -22,6 +22,7 @@ import {
   InMemorySessionStore,
   RedisSessionStore,
   Session,
+  SkipCsrf,
   type FastifySession,
   type SessionStore,
 } from '../../src/index.js';
@@ -49,7 +50,7 @@ auth.registerUserDeserializer(async (id: number) => findUser(id));
 type PassportRequest = {
   user?: User | null;
   session: FastifySession;
-  logIn(user: User): Promise<void>;
+  logIn(user: User, options?: { keepSessionInfo?: boolean }): Promise<void>;
   logOut(): Promise<void>;
   isAuthenticated(): boolean;
 };
@@ -57,6 +58,7 @@ type PassportRequest = {
 /** Runs @fastify/passport's local strategy, then logs the user in (which regenerates the session). */
 @Injectable()
 class FastifyLoginGuard implements CanActivate {
+  protected readonly options: { keepSessionInfo?: boolean } = {};
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
     const req = http.getRequest<PassportRequest>();
@@ -68,9 +70,14 @@ class FastifyLoginGuard implements CanActivate {
       (handler as unknown as (request: unknown, reply: unknown) => Promise<unknown>)(req, http.getResponse()).catch(reject);
     });
     if (!user) throw new UnauthorizedException();
-    await req.logIn(user);
+    await req.logIn(user, this.options);
     return true;
   }
+}
+
+@Injectable()
+class KeepingLoginGuard extends FastifyLoginGuard {
+  protected override readonly options = { keepSessionInfo: true };
 }
 
 @Injectable()
@@ -85,6 +92,20 @@ class AuthController {
   @Post('login')
   @UseGuards(FastifyLoginGuard)
   login(@Req() req: PassportRequest) {
+    return { user: req.user };
+  }
+
+  @Post('login-keeping')
+  @UseGuards(KeepingLoginGuard)
+  loginKeeping(@Req() req: PassportRequest) {
+    return { user: req.user };
+  }
+
+  /** A login posted back from another site (an identity provider's form_post). */
+  @Post('idp-callback')
+  @SkipCsrf()
+  @UseGuards(FastifyLoginGuard)
+  idpCallback(@Req() req: PassportRequest) {
     return { user: req.user };
   }
 
@@ -191,6 +212,31 @@ for (const [name, { skip, make }] of Object.entries(stores)) {
       expect((await request(http).get('/me').set('Cookie', after).expect(200)).body).toEqual({ user: { id: 7, name: 'ann' }, cart: null });
       await request(http).get('/me').set('Cookie', before).expect(403);
       expect((await request(http).get('/raw').set('Cookie', before).expect(200)).body).toEqual({});
+    });
+
+    it('logs in with keepSessionInfo: a new ID, the data kept', async () => {
+      const before = sessionCookie(await request(http).post('/cart').expect(201));
+      const loggedIn = await request(http)
+        .post('/login-keeping')
+        .set('Cookie', before)
+        .send({ username: ANN.name, password: ANN.password })
+        .expect(201);
+      const after = sessionCookie(loggedIn);
+      expect(after).not.toBe(before);
+      expect((await request(http).get('/me').set('Cookie', after).expect(200)).body).toEqual({
+        user: { id: 7, name: 'ann' },
+        cart: ['apple'],
+      });
+      await request(http).get('/me').set('Cookie', before).expect(403);
+    });
+
+    it('refuses a cross-site login and stores nothing; lets one through on a @SkipCsrf() route', async () => {
+      const crossSite = { 'Sec-Fetch-Site': 'cross-site', Origin: 'https://evil.example' };
+      const form = { username: ANN.name, password: ANN.password };
+      const refused = await request(http).post('/login').set(crossSite).send(form).expect(403);
+      expect(sessionSetCookies(refused)).toEqual([]);
+      const res = await request(http).post('/idp-callback').set(crossSite).send(form).expect(201);
+      await request(http).get('/me').set('Cookie', sessionCookie(res)).expect(200);
     });
 
     it('a wrong password is a 401 and leaves the session as it was', async () => {

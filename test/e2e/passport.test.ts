@@ -5,6 +5,7 @@ import {
   Injectable,
   Post,
   Req,
+  Res,
   UnauthorizedException,
   UseGuards,
   type CanActivate,
@@ -23,6 +24,7 @@ import {
   InMemorySessionStore,
   RedisSessionStore,
   Session,
+  SkipCsrf,
   type ExpressSession,
   type SessionStore,
 } from '../../src/index.js';
@@ -441,7 +443,7 @@ describe('req.session as express-session gives it (expressSession), on Express w
   it("refuses to set express-session's own names, the cookie, or another req.session, with errors that say why", async () => {
     const res = await request(http).post('/api/misuse').expect(201);
     expect(res.body.errors).toEqual([
-      "req.session.save is express-session's and cannot be set",
+      "req.session.save is the session's own and cannot be set",
       expect.stringContaining('req.session.cookie is read-only'),
       expect.stringContaining('req.session cannot be replaced'),
     ]);
@@ -478,3 +480,152 @@ describe('expressSession(app) behind another session middleware', () => {
     }
   });
 });
+
+/** Routes where the anti-forgery checks and the timing of Passport's saves matter. */
+@Controller('edge')
+class EdgeController {
+  /** A login posted back by an identity provider on another site (SAML, OIDC form_post). */
+  @Post('idp-callback')
+  @SkipCsrf()
+  @UseGuards(LoginGuard)
+  idpCallback(@Req() req: PassportRequest) {
+    return { user: req.user };
+  }
+
+  /** Logout as Express apps write it: redirect from the callback, the response sent by the handler. */
+  @Post('logout-redirect')
+  logoutRedirect(@Req() req: PassportRequest, @Res() res: { redirect(url: string): void }): void {
+    req.logout(() => res.redirect('/'));
+  }
+
+  @Get('proxy-gaps')
+  proxyGaps(@Req() req: { session: object }) {
+    const session = req.session as Record<string, unknown> & object;
+    let frozen = 'no error';
+    try {
+      Object.preventExtensions(session);
+    } catch (err) {
+      frozen = (err as Error).constructor.name;
+    }
+    return {
+      string: String(session),
+      // eslint-disable-next-line no-prototype-builtins -- what code written for express-session calls
+      hasOwn: (session as { hasOwnProperty(key: string): boolean }).hasOwnProperty('passport'),
+      frozen,
+    };
+  }
+}
+
+describe('expressSession with the cross-site checks, Passport in guards, and responses sent by handlers', () => {
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
+  let store: InMemorySessionStore;
+  beforeAll(async () => {
+    store = new InMemorySessionStore();
+    app = await createApp(
+      { secret: SECRET, store, csrf: { requireToken: false } },
+      {
+        imports: [PassportModule.register({ session: true })],
+        controllers: [AuthController, EdgeController],
+        providers: [LocalStrategy, SessionSerializer],
+        beforeInit: (a) => {
+          a.use(expressSession(a));
+          a.use(passport.session());
+          // A route outside Nest's router, as plain Express code in main.ts would add.
+          (
+            a.getHttpAdapter().getInstance() as {
+              get(path: string, h: (req: CompatRequest, res: { redirect(u: string): void }) => void): void;
+            }
+          ).get('/outside', (req, res) => {
+            req.session.outside = true;
+            res.redirect('/');
+          });
+        },
+      },
+    );
+    http = app.getHttpServer();
+  });
+  afterAll(() => app.close());
+  const crossSite = { 'Sec-Fetch-Site': 'cross-site', Origin: 'https://evil.example' };
+
+  it('refuses a cross-site login, and stores nothing for it (login CSRF)', async () => {
+    const res = await request(http).post('/login').set(crossSite).send({ username: 'ann', password: 'ann-password' }).expect(403);
+    expect(sessionSetCookies(res)).toEqual([]);
+    expect(store.size).toBe(0);
+  });
+
+  it('lets a cross-site login through on a @SkipCsrf() route', async () => {
+    const res = await request(http)
+      .post('/edge/idp-callback')
+      .set(crossSite)
+      .send({ username: 'ann', password: 'ann-password' })
+      .expect(201);
+    expect(res.body).toEqual({ user: { id: 7, name: 'ann' } });
+    await request(http).get('/me').set('Cookie', sessionCookie(res)).expect(200);
+  });
+
+  it('a logout whose callback redirects: the cookie is expired in that response and the old one opens nothing', async () => {
+    const cookie = sessionCookie(await request(http).post('/login').send({ username: 'ann', password: 'ann-password' }).expect(201));
+    await request(http).get('/me').set('Cookie', cookie).expect(200);
+    const out = await request(http).post('/edge/logout-redirect').set('Cookie', cookie).expect(302);
+    expect(isExpiry(sessionSetCookies(out).at(-1)!)).toBe(true);
+    await request(http).get('/me').set('Cookie', cookie).expect(403);
+    expect((await request(http).get('/raw').set('Cookie', cookie).expect(200)).body).toEqual({});
+  });
+
+  it('a route outside Nest that changes req.session has it saved before its response ends', async () => {
+    const res = await request(http).get('/outside').expect(302);
+    const cookie = sessionCookie(res);
+    expect((await request(http).get('/raw').set('Cookie', cookie).expect(200)).body).toEqual({ outside: true });
+  });
+
+  it('req.session has what a plain object has, and cannot be frozen', async () => {
+    const cookie = sessionCookie(await request(http).post('/login').send({ username: 'ann', password: 'ann-password' }).expect(201));
+    const res = await request(http).get('/edge/proxy-gaps').set('Cookie', cookie).expect(200);
+    expect(res.body).toEqual({ string: '[object Object]', hasOwn: true, frozen: 'TypeError' });
+  });
+});
+
+describe('expressSession with requireToken', () => {
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
+  beforeAll(async () => {
+    app = await createApp(
+      { secret: SECRET, store: new InMemorySessionStore(), csrf: { requireToken: true } },
+      {
+        imports: [PassportModule.register({ session: true })],
+        controllers: [AuthController, TokenController],
+        providers: [LocalStrategy, SessionSerializer],
+        beforeInit: (a) => {
+          a.use(expressSession(a));
+          a.use(passport.session());
+        },
+      },
+    );
+    http = app.getHttpServer();
+  });
+  afterAll(() => app.close());
+
+  it('a login form with its token in the _csrf field goes through; without it, a 403 and no login', async () => {
+    const page = await request(http).get('/token').expect(200);
+    const cookie = sessionCookie(page);
+    const form = { username: 'ann', password: 'ann-password' };
+    const refused = await request(http).post('/login').set('Cookie', cookie).type('form').send(form).expect(403);
+    expect(sessionSetCookies(refused)).toEqual([]);
+    const res = await request(http)
+      .post('/login')
+      .set('Cookie', cookie)
+      .type('form')
+      .send({ ...form, _csrf: page.body.token })
+      .expect(201);
+    await request(http).get('/me').set('Cookie', sessionCookie(res)).expect(200);
+  });
+});
+
+@Controller('token')
+class TokenController {
+  @Get()
+  token(@Session() session: Session) {
+    return { token: session.csrfToken() };
+  }
+}

@@ -112,6 +112,12 @@ class NewAppController {
     return { user: req.user, cart: session.get('cart') ?? null };
   }
 
+  @Get('data-set')
+  dataSet(@Session() session: Session) {
+    session.set('mark', true);
+    return {};
+  }
+
   /** No Passport: the session as @Session() sees it. */
   @Get('data')
   data(@Session() session: Session) {
@@ -433,4 +439,63 @@ describe.skipIf(!redisUp)('an express-session session too large for the cookie s
       }
     });
   }
+});
+
+describe.skipIf(!redisUp)('migrateFrom with records and cookies out of the ordinary (connect-redis)', () => {
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
+  let logger: RecordingLogger;
+  const prefix = `test:${runId}:odd:`;
+  beforeAll(async () => {
+    redis ??= await createClient({ socket: { host: '127.0.0.1', port: REDIS_PORT } }).connect();
+    logger = new RecordingLogger();
+    app = await appOn('express')(
+      {
+        secret: SECRET,
+        store: new RedisSessionStore(redis, { prefix: `test:${runId}:odd-new:` }),
+        migrateFrom: { secret: OLD_SECRETS, store: new RedisStore({ client: redis, prefix }) },
+      },
+      { controllers: [NewAppController], providers: [], logger },
+    );
+    http = app.getHttpServer();
+  });
+  afterAll(() => app.close());
+  const write = (sid: string, value: unknown) => redis!.set(prefix + sid, JSON.stringify(value));
+
+  it('an old session the new store cannot keep (nested past 64 levels) ends with a warning, not a 500 on every request', async () => {
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 70; i++) deep = { deeper: deep };
+    await write('too-deep', { cookie: { expires: null }, deep });
+    const res = await request(http).get('/data').set('Cookie', signedCookie('too-deep')).expect(200);
+    expect(setCookies(res).filter((c) => c.startsWith('session='))).toEqual([]);
+    expect(await redis!.exists(prefix + 'too-deep')).toBe(0);
+    expect(logger.messages('warn').join('\n')).toContain('An express-session session was not carried over and has ended');
+  });
+
+  it('a record that is no session object is left in the old store, with a warning', async () => {
+    await write('a-string', 'not a session');
+    const res = await request(http).get('/data').set('Cookie', signedCookie('a-string')).expect(200);
+    expect(res.body).toEqual({});
+    expect(await redis!.exists(prefix + 'a-string')).toBe(1);
+    expect(logger.messages('warn').join('\n')).toContain(
+      'migrateFrom.store returned a string where express-session keeps a session object',
+    );
+  });
+
+  it('an old cookie beside a session of ours is ended, so that it cannot log anyone in after a logout', async () => {
+    const ours = sessionCookie(await request(http).get('/data-set').expect(200));
+    await write('beside', { cookie: { expires: null }, passport: { user: 7 } });
+    const both = `${ours}; ${signedCookie('beside')}`;
+    const res = await request(http).get('/data').set('Cookie', both).expect(200);
+    expect(res.body).toEqual({ mark: true }); // ours, not the old one
+    expect(
+      setCookies(res)
+        .filter((c) => c.startsWith('connect.sid='))
+        .every(isExpiry),
+    ).toBe(true);
+    expect(setCookies(res).some((c) => c.startsWith('connect.sid='))).toBe(true);
+    expect(await redis!.exists(prefix + 'beside')).toBe(0);
+    // Replayed alone later, the old cookie opens nothing.
+    expect((await request(http).get('/data').set('Cookie', signedCookie('beside')).expect(200)).body).toEqual({});
+  });
 });

@@ -81,8 +81,7 @@ describe('liveData: an express-session record', () => {
     expect(liveData({ cookie: { expires: 12 }, a: 1 }, now)).toBeUndefined();
   });
 
-  it('refuses what is no record, and drops the anti-forgery key', () => {
-    for (const bad of [null, 'text', 42, [1, 2]]) expect(liveData(bad, now)).toBeUndefined();
+  it('drops the anti-forgery key', () => {
     expect(liveData({ 'nest-sessions:csrf': 'planted', a: 1 }, now)).toEqual({ a: 1 });
   });
 });
