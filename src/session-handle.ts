@@ -57,6 +57,8 @@ export class SessionHandle {
   #watching = false;
   /** A save failed: the request answered with that error, so unsaved changes are no news. */
   #failed = false;
+  /** The anti-forgery checks refused the request: what it changed is not to be saved, nor warned about. */
+  #refused = false;
 
   constructor(
     readonly service: SessionsService,
@@ -92,7 +94,7 @@ export class SessionHandle {
     if (typeof raw.once !== 'function') return;
     this.#watching = true;
     raw.once('finish', () => {
-      if (this.#ended || this.#failed || !this.session?.isModified) return;
+      if (this.#ended || this.#failed || this.#refused || !this.session?.isModified) return;
       const context = this.context;
       const where = context ? handlerName(context) : this.#route();
       this.service.warnNeverSaved(where, this.#adopted);
@@ -181,7 +183,7 @@ export class SessionHandle {
     // secret, or else the one its ID gives under each of the keyring's secrets. A request that changes no
     // state is never judged, so nothing is derived for it. The judgement itself waits for the first
     // caller that needs it, so that a body parsed after an early load (a middleware's) is seen.
-    if (config.csrf?.requireToken && changesState(this.#method())) {
+    if (config.csrf?.requireToken) {
       const stored = session._csrfSecret();
       const id = loaded?.id;
       const { keyring } = config;
@@ -191,7 +193,7 @@ export class SessionHandle {
     return (this.session = session);
   }
 
-  /** With `requireToken`, on a state-changing request: the secrets the token is judged against, as loaded. */
+  /** With `requireToken`: the secrets the token is judged against, as loaded (derived only when judged). */
   #tokenSecrets: (() => readonly string[] | undefined) | undefined;
 
   /** express-session's cookie came with the request: its session is stored anew, then its record deleted and the cookie expired. */
@@ -221,11 +223,14 @@ export class SessionHandle {
     if (reason === null) return;
     if (context && (Reflect.getMetadata(SKIP_CSRF, context.getHandler()) || Reflect.getMetadata(SKIP_CSRF, context.getClass()))) return;
     this.#debug(`${what} (${this.#route()}): ${reason}`);
+    this.#refused = true;
     throw new ForbiddenException(`${what}: ${reason}`);
   }
 
   /** Why the token is refused (null: accepted, or not judged), worked out once, against the secrets as loaded. */
   #judgedToken(): string | null {
+    // The method as it is now: a middleware may have changed it (method-override) after the load.
+    if (!changesState(this.#method())) return null;
     if (this.#tokenVerdict === undefined) {
       const secrets = this.#tokenSecrets;
       this.#tokenVerdict = secrets ? (this.#tokenReason(secrets()) ?? null) : null;
@@ -240,11 +245,21 @@ export class SessionHandle {
 
   /**
    * @internal A save as the response goes out (the compatibility layers' last word, as express-session
-   * saves on `res.end`): for a session changed where the interceptor did not save it, such as a guard that
-   * sent the response itself. The anti-forgery checks come first; a refused request saves nothing.
+   * saves on `res.end`), for what is left unsaved: a callback of the handler's after the interceptor's
+   * save, or a session changed where the interceptor never ran (a guard that sent a redirect itself, a
+   * route outside Nest). The rules of the interceptor hold: the anti-forgery checks first; a request the
+   * interceptor never took that answers with an error (a guard that refused it), and any 5xx, drop the
+   * changes; after a failed save nothing is tried again.
    */
-  async saveAtEnd(): Promise<void> {
-    if (!this.session || !this.needsSave()) return;
+  async saveAtEnd(status: number): Promise<void> {
+    if (!this.session || this.#failed || this.#refused || !this.needsSave()) return;
+    if (status >= 500 || (!this.#adopted && status >= 400)) {
+      this.discard();
+      this.#debug(
+        `The session's changes were dropped: the request was answered with ${status}${this.#adopted ? '' : ' before its handler ran'}`,
+      );
+      return;
+    }
     try {
       this.#assertNotForged(this.context, true);
     } catch {

@@ -239,18 +239,24 @@ export function expressSession(app: Pick<INestApplicationContext, 'get'>): Expre
 
 /** Wraps `res.end` so that a session changed and not saved yet is saved first (express-session does the same). */
 function saveBeforeEnd(res: object, handle: SessionHandle): void {
-  const r = res as { end?: (...args: unknown[]) => unknown };
+  const r = res as { end?: (...args: unknown[]) => unknown; statusCode?: number; destroy?: (err?: Error) => void };
   const end = r.end;
   if (typeof end !== 'function') return;
   r.end = function (this: unknown, ...args: unknown[]) {
     if (!handle.needsSave()) return end.apply(this, args);
-    handle.saveAtEnd().then(
-      () => end.apply(this, args),
-      (err: unknown) => {
-        handle.service.logger.error(`The session could not be saved before the response ended: ${(err as Error).message ?? String(err)}`);
+    const finish = () => {
+      try {
         end.apply(this, args);
-      },
-    );
+      } catch (err) {
+        // Called as the handler called it, but later: what it throws has nobody left to catch it.
+        handle.service.logger.error(`res.end() failed after the session was saved: ${(err as Error).message ?? String(err)}`);
+        r.destroy?.(err as Error);
+      }
+    };
+    handle.saveAtEnd(r.statusCode ?? 200).then(finish, (err: unknown) => {
+      handle.service.logger.error(`The session could not be saved before the response ended: ${(err as Error).message ?? String(err)}`);
+      finish();
+    });
     return this;
   };
 }

@@ -95,8 +95,13 @@ export function fastifySession(app: Pick<INestApplication, 'get' | 'getHttpAdapt
     const handle = sessions.handleFor(request, reply);
     request.session = view(handle, await handle.load());
   });
-  instance.addHook('onSend', async (request, _reply, payload) => {
-    await handleOfRequest(request)?.saveAtEnd();
+  instance.addHook('onSend', async (request, reply, payload) => {
+    const handle = handleOfRequest(request);
+    if (!handle) return payload;
+    // Not thrown: an error here would send the reply through Fastify's error path, and this hook again.
+    await handle.saveAtEnd((reply as { statusCode?: number }).statusCode ?? 200).catch((err: unknown) => {
+      handle.service.logger.error(`The session could not be saved before the reply was sent: ${(err as Error).message ?? String(err)}`);
+    });
     return payload;
   });
 }

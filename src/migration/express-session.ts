@@ -79,9 +79,10 @@ export class ExpressSessionMigration {
     const record = await this.#call<unknown>('reading', (done) => this.#store.get(id, done));
     if (record === undefined || record === null) return { id: undefined, why: `the ${this.name} session is not in the old store` };
     if (typeof record !== 'object' || Array.isArray(record)) {
-      // Not deleted: a misconfigured serializer, not a dead session, is the likelier cause.
-      this.#warnNotARecord(typeof record);
-      return { id: undefined, why: `the old store returned ${Array.isArray(record) ? 'an array' : `a ${typeof record}`}, not a session` };
+      // Neither carried over nor ended, its cookie left as it is: a misconfigured serializer, not a dead
+      // session, is the likelier cause, and the session is there to be carried over once it is fixed.
+      this.#warnNotARecord(Array.isArray(record) ? 'an array' : `a ${typeof record}`);
+      return undefined;
     }
     return { id, data: liveData(record, Date.now()) };
   }
@@ -104,8 +105,8 @@ export class ExpressSessionMigration {
     if (this.#warned) return;
     this.#warned = true;
     new Logger('SessionsModule').warn(
-      `migrateFrom.store returned a ${type} where express-session keeps a session object; check that it is configured ` +
-        `as in the old app (its serializer). Such sessions are not carried over, and are left in the old store.`,
+      `migrateFrom.store returned ${type} where express-session keeps a session object; check that it is configured ` +
+        `as in the old app (its serializer). Such sessions are not carried over, and are left in the old store with their cookies.`,
     );
   }
 

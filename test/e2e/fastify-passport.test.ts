@@ -23,6 +23,7 @@ import {
   RedisSessionStore,
   Session,
   SkipCsrf,
+  SessionStoreUnavailableError,
   type FastifySession,
   type SessionStore,
 } from '../../src/index.js';
@@ -284,5 +285,82 @@ describe('fastifySession(app) on Express', () => {
     expect((thrown as Error).message).toContain(
       'fastifySession(app) is for the Fastify platform; on Express, use app.use(expressSession(app))',
     );
+  });
+});
+
+/** A second guard after the login (an MFA or tenant check): it refuses, or fails. */
+@Injectable()
+class SecondGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const mode = context.switchToHttp().getRequest<{ query: { second?: string } }>().query.second;
+    if (mode === 'crash') throw new Error('the second guard failed');
+    return mode !== 'refuse';
+  }
+}
+
+@Controller('two-guards')
+class TwoGuardsController {
+  @Post('login')
+  @UseGuards(FastifyLoginGuard, SecondGuard)
+  login(@Req() req: PassportRequest) {
+    return { user: req.user };
+  }
+}
+
+/** The in-memory store, whose next `failures` creates fail as an outage does. */
+class FlakyStore extends InMemorySessionStore {
+  failures = 0;
+  creates = 0;
+  override async create(...args: Parameters<InMemorySessionStore['create']>) {
+    this.creates++;
+    if (this.failures > 0) {
+      this.failures--;
+      throw new SessionStoreUnavailableError('InMemorySessionStore: down for the test');
+    }
+    return super.create(...args);
+  }
+}
+
+describe('fastifySession when the request fails before or after the login', () => {
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
+  const store = new FlakyStore();
+  beforeAll(async () => {
+    app = await createApp(
+      { secret: SECRET, store },
+      {
+        platform: 'fastify',
+        controllers: [AuthController, TwoGuardsController],
+        providers: [],
+        beforeInit: async (a) => {
+          fastifySession(a);
+          await (a as NestFastifyApplication).register(auth.initialize() as never);
+          await (a as NestFastifyApplication).register(auth.secureSession() as never);
+        },
+      },
+    );
+    http = app.getHttpServer();
+  });
+  afterAll(() => app.close());
+  const form = { username: ANN.name, password: ANN.password };
+
+  it.each([
+    ['refuses', 'refuse', 403],
+    ['fails', 'crash', 500],
+  ])('a guard after the login that %s leaves nobody logged in', async (_what, mode, status) => {
+    const res = await request(http).post(`/two-guards/login?second=${mode}`).send(form).expect(status);
+    expect(sessionSetCookies(res)).toEqual([]);
+    expect(store.size).toBe(0);
+  });
+
+  it('a save that fails is a 503, tried once, and logs nobody in', async () => {
+    store.failures = 5;
+    try {
+      const res = await request(http).post('/login').send(form).expect(503);
+      expect(sessionSetCookies(res)).toEqual([]);
+      expect(store.creates).toBe(1);
+    } finally {
+      store.failures = 0;
+    }
   });
 });

@@ -25,6 +25,7 @@ import {
   RedisSessionStore,
   Session,
   SkipCsrf,
+  SessionStoreUnavailableError,
   type ExpressSession,
   type SessionStore,
 } from '../../src/index.js';
@@ -629,3 +630,105 @@ class TokenController {
     return { token: session.csrfToken() };
   }
 }
+
+/** A second guard after the login, as an MFA or tenant check would be: it refuses, or fails. */
+@Injectable()
+class SecondGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const mode = context.switchToHttp().getRequest<{ query: { second?: string } }>().query.second;
+    if (mode === 'crash') throw new Error('the second guard failed');
+    return mode !== 'refuse';
+  }
+}
+
+@Controller('two-guards')
+class TwoGuardsController {
+  @Post('login')
+  @UseGuards(LoginGuard, SecondGuard)
+  login(@Req() req: PassportRequest) {
+    return { user: req.user };
+  }
+
+  /** Sends a body Node refuses, after a change: the failure must not hang the request or escape. */
+  @Get('bad-end')
+  badEnd(@Req() req: CompatRequest, @Res() res: { end(body: unknown): void }): void {
+    req.session.changed = true;
+    res.end(123);
+  }
+}
+
+/** The in-memory store, whose next `failures` creates fail as an outage does. */
+class FlakyStore extends InMemorySessionStore {
+  failures = 0;
+  creates = 0;
+  override async create(...args: Parameters<InMemorySessionStore['create']>) {
+    this.creates++;
+    if (this.failures > 0) {
+      this.failures--;
+      throw new SessionStoreUnavailableError('InMemorySessionStore: down for the test');
+    }
+    return super.create(...args);
+  }
+}
+
+describe('expressSession when the request fails before or after Passport has logged in', () => {
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
+  let store: FlakyStore;
+  let logger: RecordingLogger;
+  beforeAll(async () => {
+    store = new FlakyStore();
+    logger = new RecordingLogger();
+    app = await createApp(
+      { secret: SECRET, store },
+      {
+        logger,
+        imports: [PassportModule.register({ session: true })],
+        controllers: [AuthController, TwoGuardsController],
+        providers: [LocalStrategy, SessionSerializer],
+        beforeInit: (a) => {
+          a.use(expressSession(a));
+          a.use(passport.session());
+        },
+      },
+    );
+    http = app.getHttpServer();
+  });
+  afterAll(() => app.close());
+  const form = { username: 'ann', password: 'ann-password' };
+
+  it.each([
+    ['refuses', 'refuse', 403],
+    ['fails', 'crash', 500],
+  ])('a guard after the login that %s leaves nobody logged in', async (_what, mode, status) => {
+    const before = store.size;
+    const res = await request(http).post(`/two-guards/login?second=${mode}`).send(form).expect(status);
+    expect(sessionSetCookies(res)).toEqual([]);
+    expect(store.size).toBe(before);
+  });
+
+  it('a save that fails is a 503, tried once, and logs nobody in', async () => {
+    store.failures = 5;
+    const creates = store.creates;
+    try {
+      const res = await request(http).post('/login').send(form).expect(503);
+      expect(sessionSetCookies(res)).toEqual([]);
+      expect(store.creates - creates).toBe(1);
+    } finally {
+      store.failures = 0;
+    }
+  });
+
+  it('a cross-site login is refused without a warning that says to save it', async () => {
+    logger.lines.length = 0;
+    await request(http).post('/login').set({ 'Sec-Fetch-Site': 'cross-site' }).send(form).expect(403);
+    await request(http).get('/me').expect(403); // the first response has finished by then
+    expect(logger.messages('warn')).toEqual([]);
+  });
+
+  it('res.end() that throws after a change closes the connection and is logged, nothing escapes', async () => {
+    logger.lines.length = 0;
+    await expect(request(http).get('/two-guards/bad-end')).rejects.toThrow();
+    expect(logger.messages('error').join('\n')).toContain('res.end() failed after the session was saved');
+  });
+});

@@ -476,6 +476,7 @@ describe.skipIf(!redisUp)('migrateFrom with records and cookies out of the ordin
     await write('a-string', 'not a session');
     const res = await request(http).get('/data').set('Cookie', signedCookie('a-string')).expect(200);
     expect(res.body).toEqual({});
+    expect(setCookies(res)).toEqual([]); // its cookie kept, to be carried over once the serializer is fixed
     expect(await redis!.exists(prefix + 'a-string')).toBe(1);
     expect(logger.messages('warn').join('\n')).toContain(
       'migrateFrom.store returned a string where express-session keeps a session object',
