@@ -15,8 +15,17 @@ import { SessionKeyError } from './sessions.errors.js';
  */
 export const CSRF_KEY = 'nest-sessions:csrf';
 
+/** @internal Where flashed values wait for the request that reads them; hidden from the data as the secret is. */
+export const FLASH_KEY = 'nest-sessions:flash';
+
 function refuseReserved(key: string): void {
   if (key === CSRF_KEY) throw new TypeError(`The session key "${CSRF_KEY}" is reserved for the anti-forgery secret`);
+  if (key === FLASH_KEY) throw new TypeError(`The session key "${FLASH_KEY}" is reserved for flashed values`);
+}
+
+/** A copy of flashed values, or undefined for none. */
+function flashCopy(flash: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  return flash && Object.keys(flash).length > 0 ? Object.assign(Object.create(null) as Record<string, unknown>, flash) : undefined;
 }
 
 /** The data of a session: string keys, JSON-compatible values. */
@@ -90,6 +99,14 @@ export interface SessionOf<T extends object = SessionData> {
    * is no change (its secret is derived from its ID); for a new one it is: the session is created.
    */
   csrfToken(): string;
+  /**
+   * Keeps `value` under `key` until a later request reads it with `getFlash(key)`: for a message shown
+   * after a redirect ("Saved."). Flashing the same key again replaces the value. Values are JSON values,
+   * as the data's are, and are not among `keys()` or `toJSON()`.
+   */
+  flash(key: string, value: unknown): this;
+  /** The value flashed under `key` by an earlier request, removed as it is read; undefined when there is none. */
+  getFlash<V = unknown>(key: string): V | undefined;
 }
 
 /**
@@ -116,6 +133,10 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
   #csrf: string | undefined;
   /** What #csrf was at the last save, while it differs: then the secret is saved (or removed). */
   #csrfBefore: { value: string | undefined } | undefined;
+  /** Values flashed and not read yet, kept apart from the data the handler sees. */
+  #flash: Record<string, unknown> | undefined;
+  /** What #flash was at the last save, while it differs. */
+  #flashBefore: { value: Record<string, unknown> | undefined } | undefined;
 
   /**
    * @param data the stored data (taken over, not copied)
@@ -129,6 +150,13 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
       this.#values.delete(CSRF_KEY);
       // Anything else there (stored by hand) is no secret: the next csrfToken() replaces it.
       if (isCsrfSecret(secret)) this.#csrf = secret;
+    }
+    if (this.#values.has(FLASH_KEY)) {
+      const flash = this.#values.get(FLASH_KEY);
+      this.#values.delete(FLASH_KEY);
+      // Anything but an object of values (stored by hand) is no flash: dropped at the next save.
+      if (typeof flash === 'object' && flash !== null && !Array.isArray(flash)) this.#flash = flashCopy(flash as Record<string, unknown>);
+      else this.#flashBefore = { value: undefined };
     }
     this.#id = id;
     this.#saver = wiring?.save;
@@ -241,6 +269,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
       this.#regenerate ||
       this.#destroyed ||
       this.#csrfBefore !== undefined ||
+      this.#flashBefore !== undefined ||
       this.#changedInPlace().length > 0
     );
   }
@@ -266,6 +295,10 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     this.#restart = false;
     this.#destroyed = true;
     this.#dropCsrf();
+    if (this.#flash !== undefined) {
+      this.#flashBefore ??= { value: flashCopy(this.#flash) };
+      this.#flash = undefined;
+    }
   }
 
   /** Saves now instead of after the handler; for handlers that send the response themselves (`@Res()`). */
@@ -286,6 +319,26 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     this.#csrfBefore ??= { value: undefined };
     this.#csrf = newCsrfSecret();
     return maskCsrfToken(this.#csrf);
+  }
+
+  flash(key: string, value: unknown): this {
+    if (typeof key !== 'string') throw new TypeError('session.flash(key, value) needs a string key');
+    if (value === undefined) throw new TypeError(`session.flash("${key}", undefined): flash a value that JSON keeps (null, a string, ...)`);
+    this.#revive(); // after destroy() (a logout), a flash starts the new session it is shown in
+    this.#flashBefore ??= { value: flashCopy(this.#flash) };
+    this.#flash = Object.assign(Object.create(null) as Record<string, unknown>, this.#flash, { [key]: value });
+    return this;
+  }
+
+  getFlash<V = unknown>(key: string): V | undefined {
+    const flash = this.#flash;
+    if (!flash || !Object.hasOwn(flash, key)) return undefined;
+    this.#flashBefore ??= { value: flashCopy(flash) };
+    const value = flash[key] as V;
+    const rest = Object.assign(Object.create(null) as Record<string, unknown>, flash);
+    delete rest[key];
+    this.#flash = flashCopy(rest);
+    return value;
   }
 
   /** @internal The anti-forgery secret stored with the session, if any (else it is derived from the ID). */
@@ -334,8 +387,11 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     const csrfChanged = this.#csrfBefore !== undefined;
     if (this.#csrf !== undefined && (csrfChanged || this.#cleared)) set[CSRF_KEY] = this.#csrf;
     else if (this.#csrf === undefined && csrfChanged) unset.push(CSRF_KEY);
+    const flashChanged = this.#flashBefore !== undefined;
+    if (this.#flash !== undefined && (flashChanged || this.#cleared)) set[FLASH_KEY] = { ...this.#flash };
+    else if (this.#flash === undefined && flashChanged) unset.push(FLASH_KEY);
     return {
-      modified: this.#setKeys.size > 0 || this.#deletedKeys.size > 0 || this.#cleared || inPlace.length > 0 || csrfChanged,
+      modified: this.#setKeys.size > 0 || this.#deletedKeys.size > 0 || this.#cleared || inPlace.length > 0 || csrfChanged || flashChanged,
       regenerate: this.#regenerate,
       restart: this.#restart,
       destroy: this.#destroyed,
@@ -348,6 +404,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     const data: SessionData = {};
     for (const [key, value] of this.#values) defineKey(data, key, value);
     if (this.#csrf !== undefined) data[CSRF_KEY] = this.#csrf;
+    if (this.#flash !== undefined) data[FLASH_KEY] = { ...this.#flash };
     return data;
   }
 
@@ -365,6 +422,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
       if (json !== UNSERIALISABLE) this.#values.set(key, JSON.parse(json));
     }
     if (this.#csrfBefore) this.#csrf = this.#csrfBefore.value;
+    if (this.#flashBefore) this.#flash = this.#flashBefore.value;
     this.#forgetChanges();
   }
 
@@ -393,6 +451,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     this.#destroyed = false;
     this.#restart = false;
     this.#csrfBefore = undefined;
+    this.#flashBefore = undefined;
   }
 }
 

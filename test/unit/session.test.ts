@@ -181,3 +181,57 @@ describe('Session: change tracking', () => {
     await expect(new TrackedSession().save()).rejects.toThrow('not attached to a request');
   });
 });
+
+describe('TrackedSession flash', () => {
+  it('keeps flashed values apart from the data, and saves them under their reserved key', () => {
+    const session = new TrackedSession({ a: 1 }, 'id');
+    session.flash('notice', 'Saved.');
+    expect(session.keys()).toEqual(['a']);
+    expect(session.toJSON()).toEqual({ a: 1 });
+    expect(session.isModified).toBe(true);
+    expect(session._pending().patch).toEqual({ set: { 'nest-sessions:flash': { notice: 'Saved.' } }, unset: [], replace: false });
+  });
+
+  it('hands a stored flash over once: read, it is removed, and the removal is saved', () => {
+    const session = new TrackedSession({ a: 1, 'nest-sessions:flash': { notice: 'Saved.', other: 2 } }, 'id');
+    expect(session.isModified).toBe(false);
+    expect(session.getFlash('missing')).toBeUndefined();
+    expect(session.isModified).toBe(false);
+    expect(session.getFlash('notice')).toBe('Saved.');
+    expect(session.getFlash('notice')).toBeUndefined();
+    expect(session._pending().patch.set).toEqual({ 'nest-sessions:flash': { other: 2 } });
+    expect(session.getFlash('other')).toBe(2);
+    expect(session._pending().patch).toEqual({ set: {}, unset: ['nest-sessions:flash'], replace: false });
+  });
+
+  it('a failed handler rolls a read flash back, so the next request still shows it', () => {
+    const session = new TrackedSession({ 'nest-sessions:flash': { notice: 'Saved.' } }, 'id');
+    expect(session.getFlash('notice')).toBe('Saved.');
+    session._rollback();
+    expect(session.isModified).toBe(false);
+    expect(session.getFlash('notice')).toBe('Saved.');
+  });
+
+  it('refuses the reserved key as data, an undefined value, and drops a stored flash that is no object', () => {
+    const session = new TrackedSession();
+    expect(() => session.set('nest-sessions:flash' as never, 1 as never)).toThrow('reserved for flashed values');
+    expect(() => session.flash('x', undefined)).toThrow('flash a value that JSON keeps');
+    const odd = new TrackedSession({ 'nest-sessions:flash': 'text' }, 'id');
+    expect(odd.keys()).toEqual([]);
+    expect(odd._pending().patch.unset).toEqual(['nest-sessions:flash']);
+  });
+
+  it('clear() keeps what is flashed; destroy() drops it, and a flash after it starts the new session', () => {
+    const cleared = new TrackedSession({ a: 1, 'nest-sessions:flash': { n: 1 } }, 'id');
+    cleared.clear();
+    expect(cleared._pending().patch).toEqual({ set: { 'nest-sessions:flash': { n: 1 } }, unset: [], replace: true });
+    const destroyed = new TrackedSession({ a: 1, 'nest-sessions:flash': { n: 1 } }, 'id');
+    destroyed.destroy();
+    expect(destroyed.getFlash('n')).toBeUndefined();
+    destroyed.flash('notice', 'Logged out.');
+    const pending = destroyed._pending();
+    expect(pending.destroy).toBe(false);
+    expect(pending.restart).toBe(true);
+    expect(destroyed._data()).toEqual({ 'nest-sessions:flash': { notice: 'Logged out.' } });
+  });
+});
