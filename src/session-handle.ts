@@ -1,8 +1,8 @@
 import { ForbiddenException, type ExecutionContext } from '@nestjs/common';
 import { changesState, crossSiteRefusal, normalizeOrigin, SKIP_CSRF, tokenRefusal } from './csrf.js';
 import { derivedCsrfSecret } from './crypto/csrf-token.js';
-import { TrackedSession, type SessionPatch } from './session.js';
-import { isLive, isRefreshDue, isTouchDue, refreshedTimes, secondsLeft } from './session-times.js';
+import { lifetimeOf, TrackedSession, type SessionPatch } from './session.js';
+import { isLive, isRefreshDue, isTouchDue, refreshedTimes, secondsLeft, timingFor } from './session-times.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionSerializationError, SessionStoreUnavailableError, SessionTooLargeError } from './sessions.errors.js';
 import type { SessionsService } from './sessions.service.js';
@@ -154,7 +154,7 @@ export class SessionHandle {
     if (token !== undefined) {
       this.#token = token;
       loaded = await store.load(token, this.#quietContext(storeContext));
-      if (loaded && !isLive(loaded.times, config, Date.now())) {
+      if (loaded && !isLive(loaded.times, timingFor(config, lifetimeOf(loaded.data)), Date.now())) {
         this.#debug('Session token refused: the session is past its idle or absolute timeout');
         loaded = undefined;
       }
@@ -335,7 +335,7 @@ export class SessionHandle {
     const loaded = this.#loaded;
     if (!loaded) return this.#token !== undefined && !this.service.io.headersSent(this.res);
     return (
-      (loaded.reissue === true || this.#touchRequested || isTouchDue(loaded.times, this.service.config, Date.now())) &&
+      (loaded.reissue === true || this.#touchRequested || isTouchDue(loaded.times, this.#timing(session), Date.now())) &&
       !this.service.io.headersSent(this.res)
     );
   }
@@ -395,8 +395,8 @@ export class SessionHandle {
     try {
       if (pending.destroy) outcome = await this.#destroy(loaded);
       else if (pending.regenerate || !loaded) outcome = await this.#create(session, loaded, pending.regenerate, pending.restart, sent, now);
-      else if (pending.modified) outcome = await this.#patch(session, loaded, pending.patch, now);
-      else if (!sent && (loaded.reissue || this.#touchRequested || isTouchDue(loaded.times, this.service.config, now))) {
+      else if (pending.modified) outcome = await this.#patch(session, loaded, pending.patch, pending.lifetimeChanged, now);
+      else if (!sent && (loaded.reissue || this.#touchRequested || isTouchDue(loaded.times, this.#timing(session), now))) {
         touching = true;
         outcome = await this.#touch(session, loaded, now);
       }
@@ -470,7 +470,7 @@ export class SessionHandle {
     }
     // Keep the creation time across regenerate: a new ID does not extend the absolute timeout.
     const createdAt = loaded && !restart ? loaded.times.createdAt : now;
-    const times = refreshedTimes(config, now, createdAt);
+    const times = refreshedTimes(timingFor(config, session.maxAge), now, createdAt);
     // The new record first: if creating it fails, the old session is still there (a 503, not a logout).
     const created = await store.create(data, times, ctx);
     const fresh: LoadedSession = { id: created.id, data: {}, times };
@@ -485,18 +485,25 @@ export class SessionHandle {
   }
 
   /** What changed, applied to the stored session; nothing if the session ended meanwhile. */
-  async #patch(session: TrackedSession, loaded: LoadedSession, patch: SessionPatch, now: number): Promise<Outcome> {
-    const { config } = this.service;
-    // The expiry moves at most once per touchAfter (see isRefreshDue); otherwise the times stay as stored.
-    const refresh = this.#touchRequested || isRefreshDue(loaded.times, config, now);
-    const times = refresh ? refreshedTimes(config, now, loaded.times.createdAt) : loaded.times;
+  async #patch(
+    session: TrackedSession,
+    loaded: LoadedSession,
+    patch: SessionPatch,
+    lifetimeChanged: boolean,
+    now: number,
+  ): Promise<Outcome> {
+    const timing = this.#timing(session);
+    // The expiry moves at most once per touchAfter (see isRefreshDue), or when the lifetime changed;
+    // otherwise the times stay as stored.
+    const refresh = lifetimeChanged || this.#touchRequested || isRefreshDue(loaded.times, timing, now);
+    const times = refresh ? refreshedTimes(timing, now, loaded.times.createdAt) : loaded.times;
     const issued = await this.service.store.update(loaded, patch, session._data(), times, this.service.storeContext);
     return this.#refreshed(loaded, times, issued, refresh);
   }
 
   /** An unchanged session due for a refresh (rolling expiry) or a re-signing with the newest secret. */
   async #touch(session: TrackedSession, loaded: LoadedSession, now: number): Promise<Outcome> {
-    const times = refreshedTimes(this.service.config, now, loaded.times.createdAt);
+    const times = refreshedTimes(this.#timing(session), now, loaded.times.createdAt);
     const issued = await this.service.store.touch(loaded, session._data(), times, this.service.storeContext);
     return this.#refreshed(loaded, times, issued, true);
   }
@@ -508,6 +515,11 @@ export class SessionHandle {
     }
     this.#loaded = { ...loaded, times, reissue: false };
     return { issued, refreshed };
+  }
+
+  /** The module's timing, with the session's own lifetime if `setMaxAge()` gave it one. */
+  #timing(session: TrackedSession) {
+    return timingFor(this.service.config, session.maxAge);
   }
 
   /** Tells the client: a new or refreshed token, an expired cookie, or (once the response is out) a warning. */

@@ -3,6 +3,17 @@ import type { SessionTimes } from './stores/session-store.js';
 
 type Timing = Pick<SessionsConfig, 'ttlMs' | 'idleTimeoutMs' | 'absoluteTimeoutMs' | 'rolling' | 'touchAfterMs'>;
 
+/**
+ * The timing of a session with its own lifetime (`setMaxAge`, in seconds) in place of `maxAge`: still
+ * no longer than `idleTimeout` from its last request, nor past `absoluteTimeout`. A lifetime shorter than
+ * `touchAfter` moves its expiry at most once per tenth of it instead, so that it does move.
+ */
+export function timingFor<T extends Timing>(config: T, seconds: number | undefined): Timing {
+  if (seconds === undefined) return config;
+  const ttlMs = Math.min(seconds * 1000, config.idleTimeoutMs ?? Infinity);
+  return { ...config, ttlMs, touchAfterMs: config.touchAfterMs < ttlMs ? config.touchAfterMs : Math.floor(ttlMs / 10) };
+}
+
 /** Times for a session saved or refreshed `now`: it lives `ttl` more, never past its absolute end. */
 export function refreshedTimes(config: Timing, now: number, createdAt = now): SessionTimes {
   const end = config.absoluteTimeoutMs === undefined ? Infinity : createdAt + config.absoluteTimeoutMs;

@@ -18,14 +18,28 @@ export const CSRF_KEY = 'nest-sessions:csrf';
 /** @internal Where flashed values wait for the request that reads them; hidden from the data as the secret is. */
 export const FLASH_KEY = 'nest-sessions:flash';
 
-function refuseReserved(key: string): void {
-  if (key === CSRF_KEY) throw new TypeError(`The session key "${CSRF_KEY}" is reserved for the anti-forgery secret`);
-  if (key === FLASH_KEY) throw new TypeError(`The session key "${FLASH_KEY}" is reserved for flashed values`);
+/** @internal Where a session's own lifetime (`setMaxAge`, in seconds) is kept; hidden from the data. */
+export const MAX_AGE_KEY = 'nest-sessions:maxAge';
+
+/** Reserved keys the module keeps with the data, out of the handler's sight, each with what a stored value must be. */
+const HIDDEN: Record<string, (value: unknown) => boolean> = {
+  [FLASH_KEY]: (value) => typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length > 0,
+  [MAX_AGE_KEY]: (value) => isLifetime(value),
+};
+
+function isLifetime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0;
 }
 
-/** A copy of flashed values, or undefined for none. */
-function flashCopy(flash: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
-  return flash && Object.keys(flash).length > 0 ? Object.assign(Object.create(null) as Record<string, unknown>, flash) : undefined;
+/** @internal The session's own lifetime in seconds, as stored among its data; undefined for the module's. */
+export function lifetimeOf(data: SessionData | undefined): number | undefined {
+  const value = data?.[MAX_AGE_KEY];
+  return isLifetime(value) ? value : undefined;
+}
+
+function refuseReserved(key: string): void {
+  if (key === CSRF_KEY) throw new TypeError(`The session key "${CSRF_KEY}" is reserved for the anti-forgery secret`);
+  if (Object.hasOwn(HIDDEN, key)) throw new TypeError(`The session key "${key}" is reserved for the module's own use`);
 }
 
 /** The data of a session: string keys, JSON-compatible values. */
@@ -107,6 +121,14 @@ export interface SessionOf<T extends object = SessionData> {
   flash(key: string, value: unknown): this;
   /** The value flashed under `key` by an earlier request, removed as it is read; undefined when there is none. */
   getFlash<V = unknown>(key: string): V | undefined;
+  /**
+   * This session's own lifetime in seconds, in place of the module's `maxAge` ("remember me"): the store
+   * and the cookie keep it that long after each save, never past `absoluteTimeout`. `undefined` goes back
+   * to `maxAge`. The new expiry applies at the save.
+   */
+  setMaxAge(seconds: number | undefined): this;
+  /** The lifetime `setMaxAge()` gave this session, in seconds; undefined when it has the module's. */
+  readonly maxAge: number | undefined;
 }
 
 /**
@@ -133,10 +155,10 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
   #csrf: string | undefined;
   /** What #csrf was at the last save, while it differs: then the secret is saved (or removed). */
   #csrfBefore: { value: string | undefined } | undefined;
-  /** Values flashed and not read yet, kept apart from the data the handler sees. */
-  #flash: Record<string, unknown> | undefined;
-  /** What #flash was at the last save, while it differs. */
-  #flashBefore: { value: Record<string, unknown> | undefined } | undefined;
+  /** What the module keeps under reserved keys (flashed values, the lifetime), apart from the data the handler sees. */
+  #hidden = new Map<string, unknown>();
+  /** What each of them was at the last save, for those changed since. */
+  #hiddenBefore: Map<string, { had: boolean; value?: unknown }> | undefined;
 
   /**
    * @param data the stored data (taken over, not copied)
@@ -151,12 +173,13 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
       // Anything else there (stored by hand) is no secret: the next csrfToken() replaces it.
       if (isCsrfSecret(secret)) this.#csrf = secret;
     }
-    if (this.#values.has(FLASH_KEY)) {
-      const flash = this.#values.get(FLASH_KEY);
-      this.#values.delete(FLASH_KEY);
-      // Anything but an object of values (stored by hand) is no flash: dropped at the next save.
-      if (typeof flash === 'object' && flash !== null && !Array.isArray(flash)) this.#flash = flashCopy(flash as Record<string, unknown>);
-      else this.#flashBefore = { value: undefined };
+    for (const key in HIDDEN) {
+      if (!this.#values.has(key)) continue;
+      const value = this.#values.get(key);
+      this.#values.delete(key);
+      this.#hidden.set(key, value);
+      // Anything else there (stored by hand) is dropped at the next save.
+      if (!HIDDEN[key]!(value)) this.#setHidden(key, undefined);
     }
     this.#id = id;
     this.#saver = wiring?.save;
@@ -269,7 +292,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
       this.#regenerate ||
       this.#destroyed ||
       this.#csrfBefore !== undefined ||
-      this.#flashBefore !== undefined ||
+      this.#hiddenBefore !== undefined ||
       this.#changedInPlace().length > 0
     );
   }
@@ -295,10 +318,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     this.#restart = false;
     this.#destroyed = true;
     this.#dropCsrf();
-    if (this.#flash !== undefined) {
-      this.#flashBefore ??= { value: flashCopy(this.#flash) };
-      this.#flash = undefined;
-    }
+    for (const key of [...this.#hidden.keys()]) this.#setHidden(key, undefined);
   }
 
   /** Saves now instead of after the handler; for handlers that send the response themselves (`@Res()`). */
@@ -325,20 +345,40 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     if (typeof key !== 'string') throw new TypeError('session.flash(key, value) needs a string key');
     if (value === undefined) throw new TypeError(`session.flash("${key}", undefined): flash a value that JSON keeps (null, a string, ...)`);
     this.#revive(); // after destroy() (a logout), a flash starts the new session it is shown in
-    this.#flashBefore ??= { value: flashCopy(this.#flash) };
-    this.#flash = Object.assign(Object.create(null) as Record<string, unknown>, this.#flash, { [key]: value });
+    const flash = this.#hidden.get(FLASH_KEY) as Record<string, unknown> | undefined;
+    this.#setHidden(FLASH_KEY, withKey(flash, key, value));
     return this;
   }
 
   getFlash<V = unknown>(key: string): V | undefined {
-    const flash = this.#flash;
+    const flash = this.#hidden.get(FLASH_KEY) as Record<string, unknown> | undefined;
     if (!flash || !Object.hasOwn(flash, key)) return undefined;
-    this.#flashBefore ??= { value: flashCopy(flash) };
-    const value = flash[key] as V;
-    const rest = Object.assign(Object.create(null) as Record<string, unknown>, flash);
-    delete rest[key];
-    this.#flash = flashCopy(rest);
-    return value;
+    const rest = withKey(flash, key, undefined);
+    this.#setHidden(FLASH_KEY, Object.keys(rest).length > 0 ? rest : undefined);
+    return flash[key] as V;
+  }
+
+  setMaxAge(seconds: number | undefined): this {
+    if (seconds !== undefined && !isLifetime(seconds)) {
+      throw new RangeError(
+        `session.setMaxAge(seconds): a number of seconds greater than 0, or undefined for the module's maxAge; got ${String(seconds)}`,
+      );
+    }
+    this.#revive();
+    if (this.#hidden.get(MAX_AGE_KEY) !== seconds) this.#setHidden(MAX_AGE_KEY, seconds);
+    return this;
+  }
+
+  get maxAge(): number | undefined {
+    return this.#hidden.get(MAX_AGE_KEY) as number | undefined;
+  }
+
+  /** Sets (or, with undefined, removes) a reserved value, remembering what it was at the last save. */
+  #setHidden(key: string, value: unknown): void {
+    const before = (this.#hiddenBefore ??= new Map());
+    if (!before.has(key)) before.set(key, this.#hidden.has(key) ? { had: true, value: this.#hidden.get(key) } : { had: false });
+    if (value === undefined) this.#hidden.delete(key);
+    else this.#hidden.set(key, value);
   }
 
   /** @internal The anti-forgery secret stored with the session, if any (else it is derived from the ID). */
@@ -387,11 +427,14 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     const csrfChanged = this.#csrfBefore !== undefined;
     if (this.#csrf !== undefined && (csrfChanged || this.#cleared)) set[CSRF_KEY] = this.#csrf;
     else if (this.#csrf === undefined && csrfChanged) unset.push(CSRF_KEY);
-    const flashChanged = this.#flashBefore !== undefined;
-    if (this.#flash !== undefined && (flashChanged || this.#cleared)) set[FLASH_KEY] = { ...this.#flash };
-    else if (this.#flash === undefined && flashChanged) unset.push(FLASH_KEY);
+    const hiddenChanged = this.#hiddenBefore !== undefined;
+    for (const key in HIDDEN) {
+      if (this.#hidden.has(key) && (this.#cleared || this.#hiddenBefore?.has(key))) set[key] = this.#hidden.get(key);
+      else if (!this.#hidden.has(key) && this.#hiddenBefore?.get(key)?.had) unset.push(key);
+    }
     return {
-      modified: this.#setKeys.size > 0 || this.#deletedKeys.size > 0 || this.#cleared || inPlace.length > 0 || csrfChanged || flashChanged,
+      modified: this.#setKeys.size > 0 || this.#deletedKeys.size > 0 || this.#cleared || inPlace.length > 0 || csrfChanged || hiddenChanged,
+      lifetimeChanged: this.#hiddenBefore?.has(MAX_AGE_KEY) === true,
       regenerate: this.#regenerate,
       restart: this.#restart,
       destroy: this.#destroyed,
@@ -404,7 +447,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     const data: SessionData = {};
     for (const [key, value] of this.#values) defineKey(data, key, value);
     if (this.#csrf !== undefined) data[CSRF_KEY] = this.#csrf;
-    if (this.#flash !== undefined) data[FLASH_KEY] = { ...this.#flash };
+    for (const [key, value] of this.#hidden) data[key] = value;
     return data;
   }
 
@@ -422,7 +465,10 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
       if (json !== UNSERIALISABLE) this.#values.set(key, JSON.parse(json));
     }
     if (this.#csrfBefore) this.#csrf = this.#csrfBefore.value;
-    if (this.#flashBefore) this.#flash = this.#flashBefore.value;
+    for (const [key, before] of this.#hiddenBefore ?? []) {
+      if (before.had) this.#hidden.set(key, before.value);
+      else this.#hidden.delete(key);
+    }
     this.#forgetChanges();
   }
 
@@ -451,7 +497,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     this.#destroyed = false;
     this.#restart = false;
     this.#csrfBefore = undefined;
-    this.#flashBefore = undefined;
+    this.#hiddenBefore = undefined;
   }
 }
 
@@ -459,6 +505,8 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
 export interface PendingChange {
   /** Data changed (set, delete, clear, in-place). */
   modified: boolean;
+  /** `setMaxAge()` changed the session's lifetime: the save moves its expiry. */
+  lifetimeChanged: boolean;
   regenerate: boolean;
   /** A new session after destroy(): new ID and a new creation time. */
   restart: boolean;
@@ -468,6 +516,15 @@ export interface PendingChange {
 
 /** Never the JSON of anything: a value that could not be serialised when read counts as changed. */
 const UNSERIALISABLE = '\0';
+
+/** A copy of `record` with `key` set to `value` (removed for undefined), kept as an ordinary key whatever its name. */
+function withKey(record: Record<string, unknown> | undefined, key: string, value: unknown): Record<string, unknown> {
+  const copy: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record ?? {})) defineKey(copy, k, v);
+  if (value === undefined) delete copy[key];
+  else defineKey(copy, key, value);
+  return copy;
+}
 
 function defineKey(target: SessionData, key: string, value: unknown): void {
   if (key === '__proto__') {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isLive, isTouchDue, refreshedTimes, secondsLeft } from '../../src/session-times.js';
+import { isLive, isTouchDue, refreshedTimes, secondsLeft, timingFor } from '../../src/session-times.js';
 
 const base = { ttlMs: 10_000, rolling: false, touchAfterMs: 1_000 };
 
@@ -30,5 +30,20 @@ describe('session times', () => {
   it('secondsLeft rounds down and stays positive', () => {
     expect(secondsLeft({ createdAt: 0, refreshedAt: 0, expiresAt: 10_999 }, 0)).toBe(10);
     expect(secondsLeft({ createdAt: 0, refreshedAt: 0, expiresAt: 500 }, 0)).toBe(1);
+  });
+});
+
+describe('timingFor: a session with its own lifetime', () => {
+  const config = { ttlMs: 86_400_000, idleTimeoutMs: undefined, absoluteTimeoutMs: 60 * 86_400_000, rolling: false, touchAfterMs: 60_000 };
+  it('replaces maxAge, keeps idleTimeout as a bound and absoluteTimeout as the end', () => {
+    expect(timingFor(config, undefined)).toBe(config);
+    expect(timingFor(config, 30 * 86_400).ttlMs).toBe(30 * 86_400_000);
+    expect(timingFor({ ...config, idleTimeoutMs: 3_600_000 }, 30 * 86_400).ttlMs).toBe(3_600_000);
+    const times = refreshedTimes(timingFor(config, 365 * 86_400), 0);
+    expect(times.expiresAt).toBe(60 * 86_400_000);
+  });
+  it('a lifetime shorter than touchAfter still moves: once per tenth of it', () => {
+    expect(timingFor(config, 30).touchAfterMs).toBe(3_000);
+    expect(timingFor(config, 3600).touchAfterMs).toBe(60_000);
   });
 });

@@ -214,7 +214,7 @@ describe('TrackedSession flash', () => {
 
   it('refuses the reserved key as data, an undefined value, and drops a stored flash that is no object', () => {
     const session = new TrackedSession();
-    expect(() => session.set('nest-sessions:flash' as never, 1 as never)).toThrow('reserved for flashed values');
+    expect(() => session.set('nest-sessions:flash' as never, 1 as never)).toThrow("reserved for the module's own use");
     expect(() => session.flash('x', undefined)).toThrow('flash a value that JSON keeps');
     const odd = new TrackedSession({ 'nest-sessions:flash': 'text' }, 'id');
     expect(odd.keys()).toEqual([]);
@@ -233,5 +233,36 @@ describe('TrackedSession flash', () => {
     expect(pending.destroy).toBe(false);
     expect(pending.restart).toBe(true);
     expect(destroyed._data()).toEqual({ 'nest-sessions:flash': { notice: 'Logged out.' } });
+  });
+});
+
+describe('TrackedSession setMaxAge', () => {
+  it('keeps its own lifetime apart from the data, and marks the lifetime changed', () => {
+    const session = new TrackedSession({ a: 1 }, 'id');
+    session.setMaxAge(3600);
+    expect(session.maxAge).toBe(3600);
+    expect(session.keys()).toEqual(['a']);
+    const pending = session._pending();
+    expect(pending.lifetimeChanged).toBe(true);
+    expect(pending.patch.set).toEqual({ 'nest-sessions:maxAge': 3600 });
+  });
+
+  it('reads a stored lifetime, drops one that is no positive number, and rolls back', () => {
+    expect(new TrackedSession({ 'nest-sessions:maxAge': 60 }, 'id').maxAge).toBe(60);
+    const odd = new TrackedSession({ 'nest-sessions:maxAge': -1 }, 'id');
+    expect(odd.maxAge).toBeUndefined();
+    expect(odd._pending().patch.unset).toEqual(['nest-sessions:maxAge']);
+    const session = new TrackedSession({ 'nest-sessions:maxAge': 60 }, 'id');
+    session.setMaxAge(undefined);
+    expect(session._pending().patch.unset).toEqual(['nest-sessions:maxAge']);
+    session._rollback();
+    expect(session.maxAge).toBe(60);
+    expect(session.isModified).toBe(false);
+  });
+
+  it('refuses what is no lifetime', () => {
+    for (const bad of [0, -5, NaN, Infinity, '60' as unknown as number]) {
+      expect(() => new TrackedSession().setMaxAge(bad)).toThrow(RangeError);
+    }
   });
 });
