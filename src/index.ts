@@ -1,6 +1,6 @@
 export { SessionsModule } from './sessions.module.js';
 export type { SessionsModuleAsyncOptions, SessionsOptionsFactory } from './sessions.module-definition.js';
-export type { SessionsModuleOptions, SessionCookieOptions, SameSite, SessionTransportOption } from './sessions.options.js';
+export type { SessionsModuleOptions, SessionCookieOptions, SameSite, SessionTransportOption, SessionEvent } from './sessions.options.js';
 export { SESSION_STORE, SESSIONS_OPTIONS } from './sessions.constants.js';
 export { Session } from './session.decorator.js';
 export { SkipCsrf } from './csrf.js';

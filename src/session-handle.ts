@@ -8,6 +8,7 @@ import { SessionSerializationError, SessionStoreUnavailableError, SessionTooLarg
 import type { SessionsService } from './sessions.service.js';
 import type { IssuedToken, LoadedSession, SessionStoreContext, SessionTimes } from './stores/session-store.js';
 import type { LegacyLookup } from './migration/express-session.js';
+import type { SessionEvent } from './sessions.options.js';
 
 /** @internal A request as the module sees it: it may carry a handle (and, on Fastify, Node's request). */
 export type RequestWithHandle = object & { [SESSION_HANDLE]?: SessionHandle; raw?: RequestWithHandle };
@@ -122,6 +123,7 @@ export class SessionHandle {
         warn: (message: unknown, ...rest: unknown[]) => logger.warn(message, ...rest),
         debug: (message: unknown) => this.#debug(String(message)),
       },
+      expired: (id) => this.#emit('expired', id),
     };
   }
 
@@ -155,6 +157,7 @@ export class SessionHandle {
       this.#token = token;
       loaded = await store.load(token, this.#quietContext(storeContext));
       if (loaded && !isLive(loaded.times, timingFor(config, lifetimeOf(loaded.data)), Date.now())) {
+        this.#emit('expired', loaded.id);
         this.#debug('Session token refused: the session is past its idle or absolute timeout');
         loaded = undefined;
       }
@@ -444,7 +447,7 @@ export class SessionHandle {
 
   /** Deleted even when the response is gone: a logout must end the session on the server. */
   async #destroy(loaded: LoadedSession | undefined): Promise<Outcome> {
-    if (loaded) await this.service.store.destroy(loaded, this.service.storeContext);
+    if (loaded && (await this.service.store.destroy(loaded, this.service.storeContext))) this.#emit('destroyed', loaded.id);
     this.#loaded = undefined;
     return this.#token !== undefined ? { expire: true } : undefined;
   }
@@ -474,14 +477,28 @@ export class SessionHandle {
     // The new record first: if creating it fails, the old session is still there (a 503, not a logout).
     const created = await store.create(data, times, ctx);
     const fresh: LoadedSession = { id: created.id, data: {}, times };
-    if (loaded && !(await store.destroy(loaded, ctx)) && !restart) {
+    const ended = loaded ? await store.destroy(loaded, ctx) : false;
+    if (loaded && !ended && !restart) {
       // A logout won the race: it stays a logout, and the new record goes too.
       await store.destroy(fresh, ctx);
       this.#gone();
       return undefined;
     }
     this.#loaded = fresh;
+    if (loaded && !restart) this.#emit('regenerated', created.id, loaded.id);
+    else {
+      if (ended) this.#emit('destroyed', loaded!.id);
+      this.#emit('created', created.id);
+    }
     return { issued: created, refreshed: true };
+  }
+
+  /** An event for the `onEvent` listener; nothing is built when there is none. */
+  #emit(type: SessionEvent['type'], id: string, previousId?: string): void {
+    if (!this.service.config.onEvent) return;
+    const at = Date.now();
+    const req = this.req;
+    this.service.emit(type === 'regenerated' ? { type, id, previousId: previousId!, at, req } : { type, id, at, req });
   }
 
   /** What changed, applied to the stored session; nothing if the session ended meanwhile. */

@@ -72,7 +72,28 @@ export interface SessionsModuleOptions {
    * sessions' lifetime has passed. See the README's migration guide.
    */
   migrateFrom?: ExpressSessionMigrationOptions;
+  /**
+   * Called for each session event (created, regenerated, destroyed, expired), for an audit log or
+   * metrics. It runs after the store call, never delays or fails the request: what it throws or rejects
+   * with is logged. See `SessionEvent`.
+   */
+  onEvent?: (event: SessionEvent) => void | Promise<void>;
 }
+
+/** What happened to a session, given to the `onEvent` option. `req` is the request it happened in. */
+export type SessionEvent =
+  /** A new session was stored (a first save, or the first change after `destroy()`). */
+  | { readonly type: 'created'; readonly id: string; readonly at: number; readonly req: object }
+  /** `regenerate()`: the session goes on under `id`; `previousId` opens nothing any more. */
+  | { readonly type: 'regenerated'; readonly id: string; readonly previousId: string; readonly at: number; readonly req: object }
+  /** The session was ended (`destroy()`, a logout). */
+  | { readonly type: 'destroyed'; readonly id: string; readonly at: number; readonly req: object }
+  /**
+   * A request came with a session whose time had run out (its expiry, `idleTimeout` or `absoluteTimeout`).
+   * Seen by the module's own checks and by the cookie and in-memory stores; Redis, Memcached and
+   * PostgreSQL let a session go at its expiry without a word.
+   */
+  | { readonly type: 'expired'; readonly id: string; readonly at: number; readonly req: object };
 
 /** The options of the cross-site protection (`csrf`). */
 export interface SessionCsrfOptions {
@@ -118,6 +139,7 @@ export interface SessionsConfig {
   readonly ttlMs: number;
   /** express-session's cookie and store, during a switch from it. */
   readonly migration?: ExpressSessionMigration;
+  readonly onEvent?: (event: SessionEvent) => void | Promise<void>;
 }
 
 const FORROOT = 'SessionsModule.forRoot()';
@@ -290,6 +312,11 @@ function csrfFor(options: Partial<SessionsModuleOptions>): CsrfConfig | undefine
   return undefined;
 }
 
+function eventOption(input: unknown): SessionsConfig['onEvent'] {
+  if (input !== undefined && typeof input !== 'function') fail(`onEvent must be a function (event) => void; got ${describe(input)}`);
+  return input as SessionsConfig['onEvent'];
+}
+
 /** Checks `migrateFrom`: express-session's options as the app had them. */
 function migrationOption(input: unknown, cookieName: string, header: string | undefined): ExpressSessionMigration | undefined {
   if (input === undefined) return undefined;
@@ -375,6 +402,7 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     cookie,
     header,
     migration: migrationOption(options.migrateFrom, cookie.name, header),
+    onEvent: eventOption(options.onEvent),
     csrf: csrfFor(options),
     maxAgeMs: maxAge * 1000,
     idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeout * 1000,

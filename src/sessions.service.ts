@@ -5,7 +5,7 @@ import { handleOfRequest, handlerName, SessionHandle, type RequestWithHandle } f
 import { SESSION_HANDLE, SESSION_STORE, SESSIONS_CONFIG } from './sessions.constants.js';
 import type { SessionData, SessionOf as Session } from './session.js';
 import { SessionsNotConfiguredError, type SessionStoreUnavailableError } from './sessions.errors.js';
-import type { SessionsConfig } from './sessions.options.js';
+import type { SessionEvent, SessionsConfig } from './sessions.options.js';
 import type { SessionStore, SessionStoreContext } from './stores/session-store.js';
 import { CookieTransport } from './transport/cookie.transport.js';
 import { HeaderTransport } from './transport/header.transport.js';
@@ -123,6 +123,23 @@ export class SessionsService {
       `${where}: the response was sent before the session was saved, so ${what}. ` +
         `Call "await session.save()" before sending the response.`,
     );
+  }
+
+  /**
+   * @internal Tells the `onEvent` listener, if there is one. Its errors (thrown or rejected) are logged,
+   * never passed to the request.
+   */
+  emit(event: SessionEvent): void {
+    const listener = this.config.onEvent;
+    if (!listener) return;
+    const report = (err: unknown) =>
+      this.#logger.error(`The onEvent listener failed on a "${event.type}" event: ${err instanceof Error ? err.message : String(err)}`);
+    try {
+      const result = listener(event);
+      if (result instanceof Promise) result.catch(report);
+    } catch (err) {
+      report(err);
+    }
   }
 
   /** @internal */

@@ -153,7 +153,7 @@ const openedByKeyring = new WeakMap<Keyring, OpenedCache>();
  * `now` is checked against the sealed times (expiry, and issue times in the future beyond the skew).
  * The result is shared with later calls for the same token: treat it as read-only.
  */
-export function open(keyring: Keyring, tokenName: string, token: string, now: number): Opened | { failure: OpenFailure } {
+export function open(keyring: Keyring, tokenName: string, token: string, now: number): Opened | { failure: OpenFailure; id?: string } {
   const key = `${tokenName}=${token}`;
   let opened = openedByKeyring.get(keyring)?.entries.get(key);
   if (!opened) {
@@ -163,7 +163,7 @@ export function open(keyring: Keyring, tokenName: string, token: string, now: nu
   }
   const { times } = opened;
   if (times.refreshedAt > now + CLOCK_SKEW_MS) return { failure: 'future-dated' };
-  if (times.expiresAt <= now) return { failure: 'expired' };
+  if (times.expiresAt <= now) return { failure: 'expired', id: opened.id };
   return opened;
 }
 

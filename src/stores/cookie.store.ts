@@ -69,6 +69,7 @@ export class CookieSessionStore implements SessionStore {
   async load(token: string, ctx: SessionStoreContext): Promise<LoadedSession | undefined> {
     const opened = open(ctx.keyring, ctx.tokenName, token, Date.now());
     if ('failure' in opened) {
+      if (opened.id !== undefined) ctx.expired?.(opened.id);
       ctx.logger.debug?.(`Session cookie refused: ${opened.failure}`);
       return undefined;
     }

@@ -71,8 +71,10 @@ export class InMemorySessionStore extends ServerSessionStore implements OnModule
   }
 
   protected async read(id: string): Promise<StoredSession | undefined> {
+    const expired = this.#records.get(id);
     const record = this.#live(id);
-    if (!record) return undefined;
+    // Dropped as it is read: its times (and no data) say so to load(), which reports it expired.
+    if (!record) return expired ? { data: {}, times: expired.times } : undefined;
     try {
       return { data: parseFields(record.fields), times: record.times };
     } catch (err) {

@@ -191,6 +191,7 @@ export abstract class ServerSessionStore implements SessionStore {
       return undefined;
     }
     const record = await this.guard('reading a session', (signal) => this.read(verified.id, signal));
+    if (record && record.times.expiresAt <= Date.now()) ctx.expired?.(verified.id);
     if (!record || record.times.expiresAt <= Date.now()) {
       ctx.logger.debug?.('Session token refused: the store has no live session under it (it ended, expired or never existed)');
       return undefined;

@@ -26,6 +26,11 @@ export interface SessionStoreContext {
   /** The name the token travels under (cookie or header name); the cookie store binds it into the seal. */
   readonly tokenName: string;
   readonly logger: LoggerService;
+  /**
+   * A store that sees a token open to a session whose time has run out calls this with its ID (for the
+   * `expired` event) and then returns undefined. Stores whose records vanish at their expiry need not.
+   */
+  readonly expired?: (id: string) => void;
 }
 
 /** A token to send back, and the session's ID behind it. */

@@ -79,6 +79,11 @@ describe('options', () => {
     expect(error({ secret: SECRET, maxAge })).toMatch(/maxAge must be a number of seconds greater than 0/);
   });
 
+  it('onEvent must be a function', () => {
+    expect(error({ secret: SECRET, onEvent: 'log' })).toContain('onEvent must be a function (event) => void; got a string of 3 characters');
+    expect(resolveSessionsConfig({ secret: SECRET, onEvent: () => undefined }).onEvent).toBeTypeOf('function');
+  });
+
   it('idleTimeout and absoluteTimeout must be positive', () => {
     expect(error({ secret: SECRET, idleTimeout: 0 })).toMatch(/idleTimeout/);
     expect(error({ secret: SECRET, absoluteTimeout: -1 })).toMatch(/absoluteTimeout/);
