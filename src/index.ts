@@ -23,6 +23,7 @@ export {
   SessionsNotConfiguredError,
   SessionTooLargeError,
   SessionStoreUnavailableError,
+  SessionValidationError,
 } from './sessions.errors.js';
 export type { SessionStore, SessionStoreContext, LoadedSession, SessionTimes, IssuedToken } from './stores/session-store.js';
 export { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './stores/server-store.js';
@@ -37,6 +38,14 @@ export {
 export { InMemorySessionStore, type InMemorySessionStoreOptions } from './stores/memory.store.js';
 export { MemcachedSessionStore, type MemcachedSessionStoreOptions, type MemcacheClientLike } from './stores/memcached.store.js';
 
+export type { StandardSchemaV1 } from './schema.js';
+
 import type { SessionOf, SessionData } from './session.js';
-/** The session a handler receives from `@Session()`: `session: Session<{ userId: string }>`. */
-export type Session<T extends object = SessionData> = SessionOf<T>;
+import type { StandardSchemaV1 } from './schema.js';
+/**
+ * The session a handler receives from `@Session()`: `session: Session<{ userId: string }>`, or, with a
+ * Standard Schema, `session: Session<typeof CartSchema>` (its output type is the data's shape).
+ */
+export type Session<T extends object = SessionData> = T extends StandardSchemaV1
+  ? SessionOf<StandardSchemaV1.InferOutput<T> extends object ? StandardSchemaV1.InferOutput<T> : SessionData>
+  : SessionOf<T>;

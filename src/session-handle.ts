@@ -4,7 +4,13 @@ import { derivedCsrfSecret } from './crypto/csrf-token.js';
 import { lifetimeOf, TrackedSession, type SessionPatch } from './session.js';
 import { isLive, isRefreshDue, isTouchDue, refreshedTimes, secondsLeft, timingFor } from './session-times.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
-import { SessionSerializationError, SessionStoreUnavailableError, SessionTooLargeError } from './sessions.errors.js';
+import {
+  SessionSerializationError,
+  SessionStoreUnavailableError,
+  SessionTooLargeError,
+  SessionValidationError,
+} from './sessions.errors.js';
+import { schemaIssue, type StandardSchemaV1 } from './schema.js';
 import type { SessionsService } from './sessions.service.js';
 import type { IssuedToken, LoadedSession, SessionStoreContext, SessionTimes } from './stores/session-store.js';
 import type { LegacyLookup } from './migration/express-session.js';
@@ -138,11 +144,30 @@ export class SessionHandle {
    * after the anti-forgery checks: a request refused by its headers, or for want of a required token,
    * is refused before the store is read; a token that does not match the session, once it is read.
    */
-  async loadFor(context: ExecutionContext | undefined): Promise<TrackedSession> {
+  async loadFor(context: ExecutionContext | undefined, schema?: StandardSchemaV1): Promise<TrackedSession> {
     this.#assertNotForged(context, false);
     const session = await this.load();
     this.#assertNotForged(context, true);
+    if (schema) await this.#checkSchema(schema, session);
     return session;
+  }
+
+  /** The schemas this request's session answers to (the module's, and each `@Session(schema)` that ran). */
+  #schemas: Set<StandardSchemaV1> | undefined;
+
+  /**
+   * Checks the session's data against `schema`, once per schema per request. Stored data that does not
+   * match ends the session: the request goes on with a fresh, empty one (a new ID once something is set).
+   */
+  async #checkSchema(schema: StandardSchemaV1, session: TrackedSession): Promise<void> {
+    const schemas = (this.#schemas ??= new Set());
+    if (schemas.has(schema)) return;
+    schemas.add(schema);
+    if (session.size === 0) return; // nothing stored to check; the save checks what gets set
+    const issue = await schemaIssue(schema, session.toJSON());
+    if (issue === undefined) return;
+    this.#debug(`Session data refused by its schema (${this.#route()}): ${issue}; the request starts a fresh session`);
+    session.destroy();
   }
 
   load(): Promise<TrackedSession> {
@@ -182,6 +207,7 @@ export class SessionHandle {
       }
     }
     const session = new TrackedSession(data, loaded?.id, { save: () => this.save(), csrfSecretOf: this.service.csrfSecretOf });
+    if (config.schema) await this.#checkSchema(config.schema, session);
     // The token is judged against the session as loaded, before any caller can change it: its stored
     // secret, or else the one its ID gives under each of the keyring's secrets. A request that changes no
     // state is never judged, so nothing is derived for it. The judgement itself waits for the first
@@ -386,6 +412,14 @@ export class SessionHandle {
     }
     const pending = session._pending();
     const loaded = this.#loaded;
+    // What a schema refuses is never written: the save fails, naming the path.
+    if (this.#schemas && !pending.destroy && (pending.modified || pending.regenerate)) {
+      const data = session.toJSON();
+      for (const schema of this.#schemas) {
+        const issue = await schemaIssue(schema, data);
+        if (issue !== undefined) throw new SessionValidationError(issue);
+      }
+    }
     const now = Date.now();
     // Once the response is out, no cookie can be set: nothing that needs a new token is written.
     const sent = this.service.io.headersSent(this.res);

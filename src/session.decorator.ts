@@ -1,6 +1,7 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { TrackedSession } from './session.js';
-import { SESSION_PARAM } from './sessions.constants.js';
+import { SESSION_PARAM, SESSION_SCHEMA } from './sessions.constants.js';
+import { isStandardSchema, type StandardSchemaV1 } from './schema.js';
 import { SessionsNotConfiguredError } from './sessions.errors.js';
 import { notHttp } from './sessions.service.js';
 import { handleOfRequest, handlerName } from './session-handle.js';
@@ -29,17 +30,31 @@ const SessionParam = createParamDecorator(sessionOf);
  * @Post('items')
  * add(@Session() session: Session<{ items: string[] }>) { ... }
  * ```
+ *
+ * With a Standard Schema, the stored data is checked before the handler runs (data that does not match
+ * ends the session, and the handler gets a fresh one) and again at the save (`SessionValidationError`):
+ * `@Session(CartSchema) session: Session<typeof CartSchema>`.
  */
-export function Session(): ParameterDecorator {
+export function Session(schema?: StandardSchemaV1): ParameterDecorator {
+  if (schema !== undefined && !isStandardSchema(schema)) {
+    throw new TypeError('@Session(schema) takes a Standard Schema (a zod, valibot or arktype schema, ...)');
+  }
   const param = SessionParam();
   return (target, propertyKey, index) => {
     param(target, propertyKey, index);
     // Where Nest keeps its own parameter metadata: on the class, by method name. The interceptor reads it
-    // to know that this handler needs the session loaded (see takesSession).
+    // to know that this handler needs the session loaded (see takesSession), and with which schema.
     // (Static methods are no route handlers: their target is the class itself.)
-    if (propertyKey !== undefined && typeof target !== 'function')
+    if (propertyKey !== undefined && typeof target !== 'function') {
       Reflect.defineMetadata(SESSION_PARAM, index, target.constructor, propertyKey);
+      if (schema) Reflect.defineMetadata(SESSION_SCHEMA, schema, target.constructor, propertyKey);
+    }
   };
+}
+
+/** @internal The schema `@Session(schema)` gave `handler`, if any (found by name, as takesSession finds it). */
+export function handlerSchema(controller: object, handler: { name: string }): StandardSchemaV1 | undefined {
+  return Reflect.getMetadata(SESSION_SCHEMA, controller, handler.name) as StandardSchemaV1 | undefined;
 }
 
 /**

@@ -21,3 +21,6 @@ export const SESSION_PARAM = 'nest-sessions:session-param';
  * so that a registration of each copy in one app counts as two registrations.
  */
 export const SESSIONS_MODULE_MARK = Symbol.for('nest-sessions:module');
+
+/** @internal Metadata key, on a controller class by method name: the schema given to `@Session(schema)`. */
+export const SESSION_SCHEMA = 'nest-sessions:session-schema';

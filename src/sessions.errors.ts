@@ -54,6 +54,20 @@ export class SessionTooLargeError extends Error {
 }
 
 /**
+ * Thrown by a save when the session's data does not match its schema (the module's `schema`, or that of
+ * a `@Session(schema)` the request ran): nothing is written, and the message names the path that fails.
+ */
+export class SessionValidationError extends Error {
+  override readonly name = 'SessionValidationError';
+  constructor(
+    /** The first issue, as `path: message`. */
+    readonly issue: string,
+  ) {
+    super(`The session does not match its schema, so it was not saved: ${issue}`);
+  }
+}
+
+/**
  * The session store failed or did not answer within its timeout. Requests that need the session get a
  * 503 through Nest's exception layer; the next request tries again, so a store that comes back works
  * without a restart.
@@ -90,3 +104,4 @@ markAcrossCopies(SessionSerializationError, 'SessionSerializationError');
 markAcrossCopies(SessionsNotConfiguredError, 'SessionsNotConfiguredError');
 markAcrossCopies(SessionTooLargeError, 'SessionTooLargeError');
 markAcrossCopies(SessionStoreUnavailableError, 'SessionStoreUnavailableError');
+markAcrossCopies(SessionValidationError, 'SessionValidationError');

@@ -1,6 +1,7 @@
 import { HttpException, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { Observable, type Subscription } from 'rxjs';
-import { takesSession } from './session.decorator.js';
+import { handlerSchema, takesSession } from './session.decorator.js';
+import type { StandardSchemaV1 } from './schema.js';
 import { handleOfRequest, type RequestWithHandle, type SessionHandle } from './session-handle.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
 import { SessionsService } from './sessions.service.js';
@@ -41,7 +42,17 @@ export class SessionsInterceptor implements NestInterceptor {
       handle.bind(pair.req, pair.res);
       req[SESSION_HANDLE] = handle;
     }
-    return aroundChain(handle, context, next);
+    return aroundChain(handle, context, next, this.#schemaOf(context));
+  }
+
+  /** The schema of the handler's `@Session(schema)`, if any: worked out on its first request. */
+  readonly #schemas = new WeakMap<object, StandardSchemaV1 | null>();
+
+  #schemaOf(context: ExecutionContext): StandardSchemaV1 | undefined {
+    const handler = context.getHandler();
+    let schema = this.#schemas.get(handler);
+    if (schema === undefined) this.#schemas.set(handler, (schema = handlerSchema(context.getClass(), handler) ?? null));
+    return schema ?? undefined;
   }
 
   #takesSession(context: ExecutionContext): boolean {
@@ -59,7 +70,7 @@ export class SessionsInterceptor implements NestInterceptor {
  * once when there is nothing to save (a read) and nothing is waiting; otherwise values, the error and
  * the completion go out in order, each after the save before it.
  */
-function aroundChain(handle: SessionHandle, context: ExecutionContext, next: CallHandler): Observable<unknown> {
+function aroundChain(handle: SessionHandle, context: ExecutionContext, next: CallHandler, schema?: StandardSchemaV1): Observable<unknown> {
   handle.adopt(context);
   return new Observable<unknown>((subscriber) => {
     let inner: Subscription | undefined;
@@ -80,7 +91,7 @@ function aroundChain(handle: SessionHandle, context: ExecutionContext, next: Cal
     };
     // A request refused by the anti-forgery checks, or whose store is down, never reaches the chain,
     // and nothing is saved for it.
-    handle.loadFor(context).then(
+    handle.loadFor(context, schema).then(
       () => {
         if (subscriber.closed) return;
         let chain: Observable<unknown>;

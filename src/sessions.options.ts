@@ -3,6 +3,7 @@ import { Keyring, MIN_SECRET_BITS, MIN_SECRET_LENGTH, secretBits } from './crypt
 import { normalizeOrigin } from './csrf.js';
 import { SessionsConfigError } from './sessions.errors.js';
 import { isSessionStore, type SessionStore } from './stores/session-store.js';
+import { isStandardSchema, type StandardSchemaV1 } from './schema.js';
 import { ExpressSessionMigration, type ExpressSessionMigrationOptions, type ExpressSessionStoreLike } from './migration/express-session.js';
 
 export type SameSite = 'lax' | 'strict' | 'none';
@@ -78,6 +79,13 @@ export interface SessionsModuleOptions {
    * with is logged. See `SessionEvent`.
    */
   onEvent?: (event: SessionEvent) => void | Promise<void>;
+  /**
+   * A Standard Schema (zod, valibot, arktype, ...) every session's data must match. A stored session
+   * that does not is ended and the request starts a fresh one (with a debug log line); a save whose data
+   * does not is refused with a `SessionValidationError` naming the path. Keys are optional until set: a
+   * new session is empty.
+   */
+  schema?: StandardSchemaV1;
 }
 
 /** What happened to a session, given to the `onEvent` option. `req` is the request it happened in. */
@@ -140,6 +148,7 @@ export interface SessionsConfig {
   /** express-session's cookie and store, during a switch from it. */
   readonly migration?: ExpressSessionMigration;
   readonly onEvent?: (event: SessionEvent) => void | Promise<void>;
+  readonly schema?: StandardSchemaV1;
 }
 
 const FORROOT = 'SessionsModule.forRoot()';
@@ -312,6 +321,13 @@ function csrfFor(options: Partial<SessionsModuleOptions>): CsrfConfig | undefine
   return undefined;
 }
 
+function schemaOption(input: unknown): StandardSchemaV1 | undefined {
+  if (input !== undefined && !isStandardSchema(input)) {
+    fail(`schema must be a Standard Schema (a zod, valibot or arktype schema, ...); got ${describe(input)}`);
+  }
+  return input;
+}
+
 function eventOption(input: unknown): SessionsConfig['onEvent'] {
   if (input !== undefined && typeof input !== 'function') fail(`onEvent must be a function (event) => void; got ${describe(input)}`);
   return input as SessionsConfig['onEvent'];
@@ -403,6 +419,7 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     header,
     migration: migrationOption(options.migrateFrom, cookie.name, header),
     onEvent: eventOption(options.onEvent),
+    schema: schemaOption(options.schema),
     csrf: csrfFor(options),
     maxAgeMs: maxAge * 1000,
     idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeout * 1000,
