@@ -61,12 +61,17 @@ describe.each(PLATFORMS)('the sample app on %s', (platform) => {
       .expect(303);
     page = (await agent.get('/shop').expect(200)).text;
     expect(page).toContain('Signed in as ann');
+    expect(page).toContain('<p class="notice">Welcome, ann.</p>');
     expect(page).toContain('<li>&lt;b&gt;tea&lt;/b&gt;</li>');
+    page = (await agent.get('/shop').expect(200)).text;
+    expect(page).not.toContain('class="notice"'); // shown once
     await agent
       .post('/shop/logout')
       .type('form')
       .send({ _csrf: tokenOf(page) })
       .expect(303);
-    expect((await agent.get('/shop').expect(200)).text).not.toContain('Signed in');
+    page = (await agent.get('/shop').expect(200)).text;
+    expect(page).not.toContain('Signed in');
+    expect(page).toContain('<p class="notice">You are logged out.</p>');
   });
 });
