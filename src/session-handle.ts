@@ -152,22 +152,36 @@ export class SessionHandle {
     return session;
   }
 
-  /** The schemas this request's session answers to (the module's, and each `@Session(schema)` that ran). */
-  #schemas: Set<StandardSchemaV1> | undefined;
+  /** The schemas this request's session answers to (the module's, and each `@Session(schema)` that ran), with their check. */
+  #schemas: Map<StandardSchemaV1, Promise<void>> | undefined;
 
   /**
-   * Checks the session's data against `schema`, once per schema per request. Stored data that does not
-   * match ends the session: the request goes on with a fresh, empty one (a new ID once something is set).
+   * Checks the session's data against `schema`, once per schema per request (callers that come while the
+   * check runs wait for it). Stored data that does not match ends the session: the request goes on with a
+   * fresh, empty one (a new ID once something is set), and a rollback does not bring the data back.
    */
-  async #checkSchema(schema: StandardSchemaV1, session: TrackedSession): Promise<void> {
-    const schemas = (this.#schemas ??= new Set());
-    if (schemas.has(schema)) return;
-    schemas.add(schema);
+  #checkSchema(schema: StandardSchemaV1, session: TrackedSession): Promise<void> {
+    const schemas = (this.#schemas ??= new Map());
+    let check = schemas.get(schema);
+    if (!check) schemas.set(schema, (check = this.#runSchema(schema, session)));
+    return check;
+  }
+
+  async #runSchema(schema: StandardSchemaV1, session: TrackedSession): Promise<void> {
     if (session.size === 0) return; // nothing stored to check; the save checks what gets set
-    const issue = await schemaIssue(schema, session.toJSON());
+    let issue: string | undefined;
+    try {
+      issue = await schemaIssue(schema, session._visibleData());
+    } catch (err) {
+      // The schema's own failure, not the data's: the session is kept, unchecked, and the log says so.
+      this.service.logger.error(
+        `The session schema threw while checking a stored session, which was kept: ${(err as Error).message ?? String(err)}`,
+      );
+      return;
+    }
     if (issue === undefined) return;
     this.#debug(`Session data refused by its schema (${this.#route()}): ${issue}; the request starts a fresh session`);
-    session.destroy();
+    session._refuseStored();
   }
 
   load(): Promise<TrackedSession> {
@@ -207,7 +221,6 @@ export class SessionHandle {
       }
     }
     const session = new TrackedSession(data, loaded?.id, { save: () => this.save(), csrfSecretOf: this.service.csrfSecretOf });
-    if (config.schema) await this.#checkSchema(config.schema, session);
     // The token is judged against the session as loaded, before any caller can change it: its stored
     // secret, or else the one its ID gives under each of the keyring's secrets. A request that changes no
     // state is never judged, so nothing is derived for it. The judgement itself waits for the first
@@ -219,6 +232,8 @@ export class SessionHandle {
       this.#tokenSecrets = () =>
         stored !== undefined ? [stored] : id !== undefined ? keyring.keys.map((key) => derivedCsrfSecret(key.csrfKey, id)) : undefined;
     }
+    // After the token's secrets are taken: a refusal drops the stored secret with the data.
+    if (config.schema) await this.#checkSchema(config.schema, session);
     return (this.session = session);
   }
 
@@ -390,7 +405,7 @@ export class SessionHandle {
   /** A save after the ones queued before it, for a caller that has asked needsSave() already. */
   queueSave(): Promise<void> {
     this.#unfinishedSaves++;
-    const next = this.#saving.then(() => this.#unavailableAs503(this.#save()));
+    const next = this.#saving.then(() => this.#unavailableAs503(this.#saveTold()));
     this.#saving = next.then(
       () => {
         this.#unfinishedSaves--;
@@ -414,8 +429,8 @@ export class SessionHandle {
     const loaded = this.#loaded;
     // What a schema refuses is never written: the save fails, naming the path.
     if (this.#schemas && !pending.destroy && (pending.modified || pending.regenerate)) {
-      const data = session.toJSON();
-      for (const schema of this.#schemas) {
+      const data = session._visibleData();
+      for (const schema of this.#schemas.keys()) {
         const issue = await schemaIssue(schema, data);
         if (issue !== undefined) throw new SessionValidationError(issue);
       }
@@ -426,6 +441,7 @@ export class SessionHandle {
     let outcome: Outcome;
     let touching = false;
     let sending = false;
+    const events = this.#saveEvents!;
     // An express-session session carried over as it was, with nothing of this request's own.
     const legacy = this.#legacy;
     const converting = legacy?.id !== undefined && legacy.data !== undefined && !loaded && !pending.modified && !pending.regenerate;
@@ -449,6 +465,7 @@ export class SessionHandle {
         // over, now or later: it is ended, and the user starts afresh, rather than every request failing on it.
         this.service.logger.warn(`An express-session session was not carried over and has ended: ${err.message}`);
         this.#loaded = undefined;
+        events.length = 0; // nothing was created after all
       } else {
         throw err;
       }
@@ -456,6 +473,18 @@ export class SessionHandle {
     this.#touchRequested = false;
     if (this.#legacy && !sent) await this.#endLegacy(this.#legacy);
     session._committed(this.#loaded?.id);
+    this.#saveEvents = undefined;
+    for (const event of events) this.service.emit(event);
+  }
+
+  /** One save, whose events are told only if it goes through. */
+  async #saveTold(): Promise<void> {
+    this.#saveEvents = [];
+    try {
+      await this.#save();
+    } finally {
+      this.#saveEvents = undefined;
+    }
   }
 
   /**
@@ -527,12 +556,20 @@ export class SessionHandle {
     return { issued: created, refreshed: true };
   }
 
-  /** An event for the `onEvent` listener; nothing is built when there is none. */
+  /** Events of the save under way: told once its cookie is set, dropped if it fails. */
+  #saveEvents: SessionEvent[] | undefined;
+
+  /**
+   * An event for the `onEvent` listener; nothing is built when there is none. During a save it waits
+   * until the save has gone through (a session too large for its cookie was never created).
+   */
   #emit(type: SessionEvent['type'], id: string, previousId?: string): void {
     if (!this.service.config.onEvent) return;
     const at = Date.now();
     const req = this.req;
-    this.service.emit(type === 'regenerated' ? { type, id, previousId: previousId!, at, req } : { type, id, at, req });
+    const event: SessionEvent = type === 'regenerated' ? { type, id, previousId: previousId!, at, req } : { type, id, at, req };
+    if (this.#saveEvents) this.#saveEvents.push(event);
+    else this.service.emit(event);
   }
 
   /** What changed, applied to the stored session; nothing if the session ended meanwhile. */

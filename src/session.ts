@@ -27,8 +27,11 @@ const HIDDEN: Record<string, (value: unknown) => boolean> = {
   [MAX_AGE_KEY]: (value) => isLifetime(value),
 };
 
+/** The longest lifetime `setMaxAge()` takes: 400 days, the most browsers keep a cookie's Max-Age. */
+const MAX_LIFETIME = 400 * 86_400;
+
 function isLifetime(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && value > 0;
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_LIFETIME;
 }
 
 /** @internal The session's own lifetime in seconds, as stored among its data; undefined for the module's. */
@@ -361,11 +364,15 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
   setMaxAge(seconds: number | undefined): this {
     if (seconds !== undefined && !isLifetime(seconds)) {
       throw new RangeError(
-        `session.setMaxAge(seconds): a number of seconds greater than 0, or undefined for the module's maxAge; got ${String(seconds)}`,
+        `session.setMaxAge(seconds): a whole number of seconds from 1 to ${MAX_LIFETIME} (400 days, the most browsers keep a cookie), ` +
+          `or undefined for the module's maxAge; got ${String(seconds)}`,
       );
     }
-    this.#revive();
-    if (this.#hidden.get(MAX_AGE_KEY) !== seconds) this.#setHidden(MAX_AGE_KEY, seconds);
+    if (this.#hidden.get(MAX_AGE_KEY) === seconds) return this;
+    if (seconds !== undefined)
+      this.#revive(); // after destroy(), a lifetime is part of the new session
+    else if (this.#destroyed) return this; // nothing to go back from: the session is ending
+    this.#setHidden(MAX_AGE_KEY, seconds);
     return this;
   }
 
@@ -379,6 +386,29 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     if (!before.has(key)) before.set(key, this.#hidden.has(key) ? { had: true, value: this.#hidden.get(key) } : { had: false });
     if (value === undefined) this.#hidden.delete(key);
     else this.#hidden.set(key, value);
+  }
+
+  /** The stored data was refused (by a schema): the session ends at the save, whatever a rollback undoes. */
+  #refused = false;
+
+  /**
+   * @internal The stored data is refused (it does not match a schema): the session is empty from here on,
+   * and its stored record ends at the next save. A rollback (a failing handler) keeps it so.
+   */
+  _refuseStored(): void {
+    this.destroy();
+    this.#undo = undefined;
+    this.#snapshots = undefined;
+    this.#csrfBefore = undefined;
+    this.#hiddenBefore = undefined;
+    this.#refused = true;
+  }
+
+  /** @internal The data the handler sees, uncopied (for a schema to check): no reserved keys. */
+  _visibleData(): SessionData {
+    const data: SessionData = {};
+    for (const [key, value] of this.#values) defineKey(data, key, value);
+    return data;
   }
 
   /** @internal The anti-forgery secret stored with the session, if any (else it is derived from the ID). */
@@ -469,7 +499,13 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
       if (before.had) this.#hidden.set(key, before.value);
       else this.#hidden.delete(key);
     }
+    const refused = this.#refused;
     this.#forgetChanges();
+    if (refused) {
+      // Back to the refusal itself: empty, and ending at the save.
+      this.#refused = true;
+      this.#destroyed = true;
+    }
   }
 
   /** @internal Called once a save went through: what was saved is the new starting point. */
@@ -498,6 +534,7 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
     this.#restart = false;
     this.#csrfBefore = undefined;
     this.#hiddenBefore = undefined;
+    this.#refused = false;
   }
 }
 

@@ -395,13 +395,14 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
   if (options.rolling !== undefined && typeof options.rolling !== 'boolean') {
     fail(`rolling must be true or false; got ${describe(options.rolling)}`);
   }
-  const ttlMs = Math.min(maxAge, idleTimeout ?? Infinity) * 1000;
+  // Whole milliseconds: stores take expiries as integers (Redis PEXPIREAT refuses a fraction).
+  const ttlMs = Math.round(Math.min(maxAge, idleTimeout ?? Infinity) * 1000);
   let touchAfterMs = Math.min(ttlMs / 10, 60_000);
   if (options.touchAfter !== undefined) {
     if (typeof options.touchAfter !== 'number' || !(options.touchAfter >= 0) || !Number.isFinite(options.touchAfter)) {
       fail(`touchAfter must be a number of seconds, 0 or more; got ${describe(options.touchAfter)}`);
     }
-    touchAfterMs = options.touchAfter * 1000;
+    touchAfterMs = Math.round(options.touchAfter * 1000);
     if (touchAfterMs >= ttlMs) {
       // The expiry would never move: a session in use every minute would still end at its first expiry.
       fail(
@@ -421,9 +422,9 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     onEvent: eventOption(options.onEvent),
     schema: schemaOption(options.schema),
     csrf: csrfFor(options),
-    maxAgeMs: maxAge * 1000,
-    idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeout * 1000,
-    absoluteTimeoutMs: absoluteTimeout === undefined ? undefined : absoluteTimeout * 1000,
+    maxAgeMs: Math.round(maxAge * 1000),
+    idleTimeoutMs: idleTimeout === undefined ? undefined : Math.round(idleTimeout * 1000),
+    absoluteTimeoutMs: absoluteTimeout === undefined ? undefined : Math.round(absoluteTimeout * 1000),
     rolling: options.rolling ?? false,
     touchAfterMs,
     ttlMs,

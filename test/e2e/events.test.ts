@@ -33,6 +33,13 @@ class LifeController {
     return {};
   }
 
+  /** More than a cookie holds: the save fails. */
+  @Post('huge')
+  huge(@Session() session: Session) {
+    session.set('blob', 'x'.repeat(20_000));
+    return {};
+  }
+
   @Get('read')
   read(@Session() session: Session) {
     return session.toJSON();
@@ -115,6 +122,17 @@ describe('onEvent: session events for audit logs', () => {
         }
       });
     }
+
+    it(`no event for a session whose save failed (too large for its cookie), on ${platform}`, async () => {
+      const { events, listener } = recorder();
+      const app = await appWith(platform, new CookieSessionStore(), listener);
+      try {
+        await request(app.getHttpServer()).post('/life/huge').expect(500);
+        expect(events).toEqual([]);
+      } finally {
+        await app.close();
+      }
+    });
 
     it(`a listener that throws or rejects is logged and changes nothing for the request, on ${platform}`, async () => {
       const logger = new RecordingLogger();

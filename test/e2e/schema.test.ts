@@ -8,8 +8,18 @@ import { appOn, isExpiry, PLATFORMS, RecordingLogger, SECRET, sessionCookie, ses
 
 /** The whole session, as the module's schema: keys are optional until set. */
 const AppSession = z.object({ cart: z.array(z.string()).optional(), user: z.string().optional() });
-/** What the checkout handler needs of it. */
-const Checkout = z.object({ cart: z.array(z.string()).min(1) });
+/** What the checkout handler's part of the session may be. */
+const Checkout = z.object({ cart: z.array(z.string()).optional() });
+/** A schema whose validator itself fails. */
+const Broken = {
+  '~standard': {
+    version: 1 as const,
+    vendor: 'test',
+    validate: () => {
+      throw new Error('validator bug');
+    },
+  },
+};
 
 @Controller('s')
 class SchemaController {
@@ -21,6 +31,11 @@ class SchemaController {
 
   @Get('read')
   read(@Session() session: Session) {
+    return session.toJSON();
+  }
+
+  @Get('broken')
+  broken(@Session(Broken) session: Session) {
     return session.toJSON();
   }
 
@@ -92,14 +107,36 @@ describe('Standard Schema for session data', () => {
             items: 2,
             data: { cart: ['tea', 'milk'], user: 'ann' },
           });
-          // A session whose cart is empty does not match what checkout needs: the handler gets a fresh one.
-          const emptied = sessionCookie(await write(app, { cart: [], user: 'bob' }).expect(201));
+          // A cart that is no list of strings is no cart: the handler gets a fresh session.
+          const emptied = sessionCookie(await write(app, { cart: [1, 2], user: 'bob' }).expect(201));
           const res = await request(app.getHttpServer()).get('/s/checkout').set('Cookie', emptied).expect(200);
           expect(res.body).toEqual({ items: 0, data: {} });
         });
       });
     }
   }
+
+  it('a schema that throws while checking a stored session: the session is kept and the error logged', async () => {
+    const logger = new RecordingLogger();
+    const app = await appOn('express')(
+      { secret: SECRET, store: new InMemorySessionStore() },
+      { controllers: [SchemaController], providers: [], logger },
+    );
+    try {
+      const cookie = sessionCookie(
+        await request(app.getHttpServer())
+          .post('/s/set')
+          .send({ cart: ['tea'] })
+          .expect(201),
+      );
+      expect((await request(app.getHttpServer()).get('/s/broken').set('Cookie', cookie).expect(200)).body).toEqual({ cart: ['tea'] });
+      expect(logger.messages('error').join('\n')).toContain(
+        'The session schema threw while checking a stored session, which was kept: validator bug',
+      );
+    } finally {
+      await app.close();
+    }
+  });
 
   it('refuses what is no Standard Schema, in the options and in @Session()', () => {
     expect(() => resolveSessionsConfig({ secret: SECRET, schema: {} as never })).toThrow(SessionsConfigError);

@@ -260,9 +260,32 @@ describe('TrackedSession setMaxAge', () => {
     expect(session.isModified).toBe(false);
   });
 
-  it('refuses what is no lifetime', () => {
-    for (const bad of [0, -5, NaN, Infinity, '60' as unknown as number]) {
+  it('refuses what is no lifetime: not a whole number of seconds, or over 400 days', () => {
+    for (const bad of [0, -5, NaN, Infinity, 1.5, 400 * 86_400 + 1, 1e300, '60' as unknown as number]) {
       expect(() => new TrackedSession().setMaxAge(bad)).toThrow(RangeError);
     }
+    expect(new TrackedSession().setMaxAge(400 * 86_400).maxAge).toBe(400 * 86_400);
+  });
+
+  it('setMaxAge(undefined) after destroy() starts no new session', () => {
+    const session = new TrackedSession({ 'nest-sessions:maxAge': 60, a: 1 }, 'id');
+    session.destroy();
+    session.setMaxAge(undefined);
+    const pending = session._pending();
+    expect(pending.destroy).toBe(true);
+    expect(pending.restart).toBe(false);
+  });
+});
+
+describe('TrackedSession refused stored data', () => {
+  it('is empty from then on and ends at the save, even after a rollback', () => {
+    const session = new TrackedSession<Record<string, unknown>>({ cart: 'oops', 'nest-sessions:maxAge': 60 }, 'id');
+    session._refuseStored();
+    expect(session.keys()).toEqual([]);
+    session.set('other', 1);
+    session._rollback();
+    expect(session.keys()).toEqual([]);
+    expect(session.maxAge).toBeUndefined();
+    expect(session._pending().destroy).toBe(true);
   });
 });
