@@ -287,31 +287,6 @@ export class SessionHandle {
     return this.#adopted;
   }
 
-  /**
-   * @internal A save as the response goes out (the compatibility layers' last word, as express-session
-   * saves on `res.end`), for what is left unsaved: a callback of the handler's after the interceptor's
-   * save, or a session changed where the interceptor never ran (a guard that sent a redirect itself, a
-   * route outside Nest). The rules of the interceptor hold: the anti-forgery checks first; a request the
-   * interceptor never took that answers with an error (a guard that refused it), and any 5xx, drop the
-   * changes; after a failed save nothing is tried again.
-   */
-  async saveAtEnd(status: number): Promise<void> {
-    if (!this.session || this.#failed || this.#refused || !this.needsSave()) return;
-    if (status >= 500 || (!this.#adopted && status >= 400)) {
-      this.discard();
-      this.#debug(
-        `The session's changes were dropped: the request was answered with ${status}${this.#adopted ? '' : ' before its handler ran'}`,
-      );
-      return;
-    }
-    try {
-      this.#assertNotForged(this.context, true);
-    } catch {
-      return; // logged at debug level by the check
-    }
-    await this.save();
-  }
-
   /** A request whose method cannot be told is treated as one that changes state. */
   #method(): string {
     return (this.req as { method?: string }).method ?? 'POST';

@@ -35,18 +35,18 @@ export interface ExpressSession {
   /**
    * As express-session's: the data is dropped, the stored session ends, and `req.session` becomes a new,
    * empty session that is stored under a new ID once something is set in it (Passport's login and logout
-   * call it). The previous `req.session` object keeps a copy of the data, for `keepSessionInfo`. Applied
-   * at the next save, at the latest before the response ends.
+   * call it). The previous `req.session` object keeps a copy of the data, for `keepSessionInfo`. Saved as
+   * `save()` is.
    */
   regenerate(callback?: SessionCallback): this;
   /**
    * In a handler, saves now, and the callback gets the error, if any. Before the handler (a guard), the
-   * save waits for the request's anti-forgery checks, by the interceptor or before the response ends.
+   * save waits for the request's anti-forgery checks: the interceptor saves after the handler.
    */
   save(callback?: SessionCallback): this;
   /**
-   * Ends the session: its record is deleted and the cookie expired at the next save, at the latest
-   * before the response ends. `req.session` is then an empty new session.
+   * Ends the session: its record is deleted and the cookie expired (in a handler, before the callback;
+   * before it, by the interceptor's save). `req.session` is then an empty new session.
    */
   destroy(callback?: SessionCallback): this;
   /** Drops the changes not saved yet, going back to the session as loaded or last saved. */
@@ -66,10 +66,11 @@ function later(callback: SessionCallback | undefined, err?: unknown): void {
 }
 
 /**
- * `save(callback)`: saves now if the sessions interceptor has the request (in a handler). Before it (a
- * guard, a middleware), nothing is written yet: the interceptor saves once the request's anti-forgery
- * checks have passed with the handler known, or, if it never runs, the save before `res.end` does. Either
- * way the session is saved before the response ends, which is what Passport's save before a redirect is for.
+ * `save`, `regenerate` and `destroy` with a callback: in a handler (the sessions interceptor has the
+ * request), the change is saved now, through the same save as `session.save()`, before the callback runs,
+ * so a callback that sends the response (`req.logout(() => res.redirect('/'))`) sends it saved. Before
+ * the handler (a guard, a middleware), nothing is written: the interceptor saves once the request's
+ * anti-forgery checks have passed with the handler known.
  */
 function commit(handle: SessionHandle, callback: SessionCallback | undefined): void {
   if (!handle.adopted) return later(callback);
@@ -132,8 +133,7 @@ function view(
         session.destroy();
         successor();
       }
-      // Applied by the next save: the interceptor's, a save() of the handler's, or the one before res.end.
-      later(callback);
+      commit(handle, callback);
       return self;
     },
     save(callback?: SessionCallback) {
@@ -143,7 +143,7 @@ function view(
     destroy(callback?: SessionCallback) {
       session.destroy();
       successor();
-      later(callback);
+      commit(handle, callback);
       return self;
     },
     reload(callback?: SessionCallback) {
@@ -213,9 +213,9 @@ export type ExpressMiddleware = (req: object, res: object, next: (err?: unknown)
  *
  * Every request then loads its session (as with express-session). The sessions interceptor saves it after
  * the handler, once the request's anti-forgery checks have passed with the handler known (so
- * `@SkipCsrf()` counts, and a token in a parsed body is seen); a session changed where the interceptor
- * never runs (a guard that sends the response itself, a route outside Nest) is saved as the response
- * ends, as express-session saves it. A store that is down answers 503 through Nest's exception filters.
+ * `@SkipCsrf()` counts, and a token in a parsed body is seen). A session changed where the interceptor
+ * never runs (a guard that sends the response itself, a route outside Nest) is not saved; a warning names
+ * the route. A store that is down answers 503 through Nest's exception filters.
  */
 export function expressSession(app: Pick<INestApplicationContext, 'get'>): ExpressMiddleware {
   const sessions = app.get(SessionsService);
@@ -229,34 +229,9 @@ export function expressSession(app: Pick<INestApplicationContext, 'get'>): Expre
           next(err);
           return;
         }
-        saveBeforeEnd(res, handle);
         next();
       },
       (err: unknown) => next(err),
     );
-  };
-}
-
-/** Wraps `res.end` so that a session changed and not saved yet is saved first (express-session does the same). */
-function saveBeforeEnd(res: object, handle: SessionHandle): void {
-  const r = res as { end?: (...args: unknown[]) => unknown; statusCode?: number; destroy?: (err?: Error) => void };
-  const end = r.end;
-  if (typeof end !== 'function') return;
-  r.end = function (this: unknown, ...args: unknown[]) {
-    if (!handle.needsSave()) return end.apply(this, args);
-    const finish = () => {
-      try {
-        end.apply(this, args);
-      } catch (err) {
-        // Called as the handler called it, but later: what it throws has nobody left to catch it.
-        handle.service.logger.error(`res.end() failed after the session was saved: ${(err as Error).message ?? String(err)}`);
-        r.destroy?.(err as Error);
-      }
-    };
-    handle.saveAtEnd(r.statusCode ?? 200).then(finish, (err: unknown) => {
-      handle.service.logger.error(`The session could not be saved before the response ended: ${(err as Error).message ?? String(err)}`);
-      finish();
-    });
-    return this;
   };
 }

@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import type { SessionData, TrackedSession } from '../session.js';
 import { sessionView } from './session-view.js';
-import { handleOfRequest, type SessionHandle } from '../session-handle.js';
+import type { SessionHandle } from '../session-handle.js';
 import { SessionsConfigError } from '../sessions.errors.js';
 import { SessionsService } from '../sessions.service.js';
 
@@ -24,7 +24,7 @@ export interface FastifySession {
    * its data is dropped without it). The old session ends when the new one is saved.
    */
   regenerate(keep?: readonly string[]): Promise<void>;
-  /** Ends the session: its record is deleted and the cookie expired at the next save (before the reply goes out). */
+  /** Ends the session: its record is deleted and the cookie expired at the next save (the interceptor's, after the handler). */
   destroy(): Promise<void>;
   /** Saves now instead of after the handler. */
   save(): Promise<void>;
@@ -32,11 +32,10 @@ export interface FastifySession {
   touch(): void;
 }
 
-/** Just what of Fastify's instance the hooks need. */
+/** Just what of Fastify's instance the hook needs. */
 interface FastifyInstanceLike {
   decorateRequest(name: string, value: unknown): unknown;
   addHook(name: 'onRequest', hook: (request: object & { session?: unknown }, reply: object) => Promise<void>): unknown;
-  addHook(name: 'onSend', hook: (request: object, reply: object, payload: unknown) => Promise<unknown>): unknown;
 }
 
 function view(handle: SessionHandle, session: TrackedSession): FastifySession {
@@ -60,7 +59,7 @@ function view(handle: SessionHandle, session: TrackedSession): FastifySession {
     async destroy() {
       session.destroy();
     },
-    // In a handler, now; before it (a guard), the interceptor or the onSend hook saves, after the checks.
+    // In a handler, now; before it (a guard), the interceptor saves, after the checks.
     save: async () => {
       if (handle.adopted) await handle.save();
     },
@@ -81,8 +80,7 @@ function view(handle: SessionHandle, session: TrackedSession): FastifySession {
  * ```
  *
  * An `onRequest` hook loads the session of every request. The sessions interceptor saves it after the
- * handler, once the anti-forgery checks have passed with the handler known; a session changed where the
- * interceptor never runs (a guard that sends the reply itself) is saved in an `onSend` hook.
+ * handler, once the anti-forgery checks have passed with the handler known.
  */
 export function fastifySession(app: Pick<INestApplication, 'get' | 'getHttpAdapter'>): void {
   const sessions = app.get(SessionsService);
@@ -94,14 +92,5 @@ export function fastifySession(app: Pick<INestApplication, 'get' | 'getHttpAdapt
   instance.addHook('onRequest', async (request, reply) => {
     const handle = sessions.handleFor(request, reply);
     request.session = view(handle, await handle.load());
-  });
-  instance.addHook('onSend', async (request, reply, payload) => {
-    const handle = handleOfRequest(request);
-    if (!handle) return payload;
-    // Not thrown: an error here would send the reply through Fastify's error path, and this hook again.
-    await handle.saveAtEnd((reply as { statusCode?: number }).statusCode ?? 200).catch((err: unknown) => {
-      handle.service.logger.error(`The session could not be saved before the reply was sent: ${(err as Error).message ?? String(err)}`);
-    });
-    return payload;
   });
 }

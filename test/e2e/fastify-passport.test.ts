@@ -23,27 +23,18 @@ import {
   RedisSessionStore,
   Session,
   SkipCsrf,
-  SessionStoreUnavailableError,
   type FastifySession,
   type SessionStore,
 } from '../../src/index.js';
+import { ANN, AuthenticatedGuard, FlakyStore, findUser, SecondGuard, type User } from '../fixtures/passport.js';
 import { deleteRunKeys, REDIS_PORT, requireServer, runId } from '../stores/services.js';
 import { createApp, isExpiry, SECRET, sessionCookie, sessionSetCookies } from '../fixtures/app.js';
-
-interface User {
-  id: number;
-  name: string;
-}
-const ANN = { id: 7, name: 'ann', password: 'ann-password' };
-const findUser = (id: unknown): User | null => (id === ANN.id ? { id: ANN.id, name: ANN.name } : null);
 
 // One Authenticator of the test's own, set up as @fastify/passport's README does.
 const auth = new fastifyPassport.Authenticator();
 auth.use(
   'local',
-  new Strategy((username, password, done) =>
-    done(null, username === ANN.name && password === ANN.password ? (findUser(ANN.id) ?? false) : false),
-  ),
+  new Strategy((username, password, done) => done(null, username === ANN.name && password === ANN.password ? findUser(ANN.id) : false)),
 );
 auth.registerUserSerializer(async (user: User) => user.id);
 auth.registerUserDeserializer(async (id: number) => findUser(id));
@@ -79,13 +70,6 @@ class FastifyLoginGuard implements CanActivate {
 @Injectable()
 class KeepingLoginGuard extends FastifyLoginGuard {
   protected override readonly options = { keepSessionInfo: true };
-}
-
-@Injectable()
-class AuthenticatedGuard implements CanActivate {
-  canActivate(context: ExecutionContext): boolean {
-    return context.switchToHttp().getRequest<PassportRequest>().isAuthenticated();
-  }
 }
 
 @Controller()
@@ -288,36 +272,12 @@ describe('fastifySession(app) on Express', () => {
   });
 });
 
-/** A second guard after the login (an MFA or tenant check): it refuses, or fails. */
-@Injectable()
-class SecondGuard implements CanActivate {
-  canActivate(context: ExecutionContext): boolean {
-    const mode = context.switchToHttp().getRequest<{ query: { second?: string } }>().query.second;
-    if (mode === 'crash') throw new Error('the second guard failed');
-    return mode !== 'refuse';
-  }
-}
-
 @Controller('two-guards')
 class TwoGuardsController {
   @Post('login')
   @UseGuards(FastifyLoginGuard, SecondGuard)
   login(@Req() req: PassportRequest) {
     return { user: req.user };
-  }
-}
-
-/** The in-memory store, whose next `failures` creates fail as an outage does. */
-class FlakyStore extends InMemorySessionStore {
-  failures = 0;
-  creates = 0;
-  override async create(...args: Parameters<InMemorySessionStore['create']>) {
-    this.creates++;
-    if (this.failures > 0) {
-      this.failures--;
-      throw new SessionStoreUnavailableError('InMemorySessionStore: down for the test');
-    }
-    return super.create(...args);
   }
 }
 

@@ -1,16 +1,5 @@
 import { createHmac } from 'node:crypto';
-import {
-  Controller,
-  Get,
-  Injectable,
-  Post,
-  Req,
-  UnauthorizedException,
-  UseGuards,
-  type CanActivate,
-  type ExecutionContext,
-  type INestApplication,
-} from '@nestjs/common';
+import { Controller, Get, Injectable, Post, Req, UnauthorizedException, UseGuards, type INestApplication } from '@nestjs/common';
 import { PassportModule, PassportSerializer, PassportStrategy } from '@nestjs/passport';
 import connectPgSimple from 'connect-pg-simple';
 import { RedisStore } from 'connect-redis';
@@ -32,6 +21,7 @@ import {
   type SessionStore,
 } from '../../src/index.js';
 import { appOn, isExpiry, PLATFORMS, RecordingLogger, SECRET, sessionCookie, setCookies, type Platform } from '../fixtures/app.js';
+import { ANN, AuthenticatedGuard, findUser, type User } from '../fixtures/passport.js';
 import { deleteRunKeys, PG_PORT, REDIS_PORT, requireServer, runId } from './services.js';
 
 const redisUp = await requireServer('Redis', REDIS_PORT);
@@ -39,13 +29,6 @@ const pgUp = await requireServer('PostgreSQL', PG_PORT);
 
 /** The secrets the express-session app had: the newest signs, both verify. */
 const OLD_SECRETS = ['keyboard cat', 'an older secret'];
-
-interface User {
-  id: number;
-  name: string;
-}
-const ANN = { id: 7, name: 'ann', password: 'ann-password' };
-const findUser = (id: unknown): User | false => (id === ANN.id ? { id: ANN.id, name: ANN.name } : false);
 
 /**
  * The app before the switch: Express, express-session with the given store, and Passport's session
@@ -94,13 +77,6 @@ class SessionSerializer extends PassportSerializer {
   }
   deserializeUser(id: number, done: (err: unknown, user?: User | false) => void): void {
     done(null, findUser(id));
-  }
-}
-
-@Injectable()
-class AuthenticatedGuard implements CanActivate {
-  canActivate(context: ExecutionContext): boolean {
-    return context.switchToHttp().getRequest<{ isAuthenticated(): boolean }>().isAuthenticated();
   }
 }
 
