@@ -74,7 +74,7 @@ export class ExpressSessionMigration {
   async lookup(io: HttpIo, req: unknown): Promise<LegacyLookup | undefined> {
     const value = this.#value(io, req);
     if (value === undefined) return undefined;
-    const id = value.length <= MAX_COOKIE ? unsign(value, this.#secrets) : undefined;
+    const id = this.#idOf(value);
     if (id === undefined) return { id: undefined, why: `the ${this.name} cookie is not signed with any of migrateFrom.secret` };
     const record = await this.#call<unknown>('reading', (done) => this.#store.get(id, done));
     if (record === undefined || record === null) return { id: undefined, why: `the ${this.name} session is not in the old store` };
@@ -90,7 +90,12 @@ export class ExpressSessionMigration {
   /** The old session ID of the request's old cookie when its signature checks out (no store call). */
   signedId(io: HttpIo, req: unknown): string | undefined {
     const value = this.#value(io, req);
-    return value !== undefined && value.length <= MAX_COOKIE ? unsign(value, this.#secrets) : undefined;
+    return value === undefined ? undefined : this.#idOf(value);
+  }
+
+  /** The ID of an old cookie's value when its signature checks out; a value no browser would keep is refused unread. */
+  #idOf(value: string): string | undefined {
+    return value.length <= MAX_COOKIE ? unsign(value, this.#secrets) : undefined;
   }
 
   #value(io: HttpIo, req: unknown): string | undefined {
