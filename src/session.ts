@@ -21,11 +21,28 @@ export const FLASH_KEY = 'nest-sessions:flash';
 /** @internal Where a session's own lifetime (`setMaxAge`, in seconds) is kept; hidden from the data. */
 export const MAX_AGE_KEY = 'nest-sessions:maxAge';
 
+/** @internal Where the user a session belongs to (`setUser`) is kept; hidden from the data. */
+export const USER_KEY = 'nest-sessions:user';
+
 /** Reserved keys the module keeps with the data, out of the handler's sight, each with what a stored value must be. */
 const HIDDEN: Record<string, (value: unknown) => boolean> = {
   [FLASH_KEY]: (value) => typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length > 0,
   [MAX_AGE_KEY]: (value) => isLifetime(value),
+  [USER_KEY]: (value) => isUserId(value),
 };
+
+/** The longest user ID `setUser()` takes, in characters. */
+export const MAX_USER_ID_LENGTH = 256;
+
+function isUserId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_USER_ID_LENGTH;
+}
+
+/** @internal The user a stored session belongs to, as stored among its data; undefined for none. */
+export function userOf(data: SessionData | undefined): string | undefined {
+  const value = data?.[USER_KEY];
+  return isUserId(value) ? value : undefined;
+}
 
 /** The longest lifetime `setMaxAge()` takes: 400 days, the most browsers keep a cookie's Max-Age. */
 const MAX_LIFETIME = 400 * 86_400;
@@ -132,6 +149,15 @@ export interface SessionOf<T extends object = SessionData> {
   setMaxAge(seconds: number | undefined): this;
   /** The lifetime `setMaxAge()` gave this session, in seconds; undefined when it has the module's. */
   readonly maxAge: number | undefined;
+  /**
+   * Marks the session as `userId`'s (a string of 1 to 256 characters), so that
+   * `SessionsService.userSessions()` lists it and `destroyUserSessions()` ends it ("log out
+   * everywhere"). `undefined` unmarks it; `destroy()` does too. Call `regenerate()` with it on login.
+   * Applied when the session is saved.
+   */
+  setUser(userId: string | undefined): this;
+  /** The user `setUser()` marked this session with; undefined when none. */
+  readonly userId: string | undefined;
 }
 
 /**
@@ -378,6 +404,25 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
 
   get maxAge(): number | undefined {
     return this.#hidden.get(MAX_AGE_KEY) as number | undefined;
+  }
+
+  setUser(userId: string | undefined): this {
+    if (userId !== undefined && !isUserId(userId)) {
+      throw new TypeError(
+        `session.setUser(userId): a string of 1 to ${MAX_USER_ID_LENGTH} characters (String(user.id) for a number), ` +
+          `or undefined to unmark the session; got ${typeof userId === 'string' ? 'an empty or longer string' : typeof userId}`,
+      );
+    }
+    if (this.#hidden.get(USER_KEY) === userId) return this;
+    if (userId !== undefined)
+      this.#revive(); // after destroy() (a logout), a new sign-in starts the new session
+    else if (this.#destroyed) return this; // destroy() has unmarked it already
+    this.#setHidden(USER_KEY, userId);
+    return this;
+  }
+
+  get userId(): string | undefined {
+    return this.#hidden.get(USER_KEY) as string | undefined;
   }
 
   /** Sets (or, with undefined, removes) a reserved value, remembering what it was at the last save. */

@@ -277,6 +277,54 @@ describe('TrackedSession setMaxAge', () => {
   });
 });
 
+describe('TrackedSession setUser', () => {
+  it('keeps the user apart from the data, saved under its reserved key, and rolls back', () => {
+    const session = new TrackedSession({ a: 1 }, 'id');
+    session.setUser('u-1');
+    expect(session.userId).toBe('u-1');
+    expect(session.keys()).toEqual(['a']);
+    expect(session.toJSON()).toEqual({ a: 1 });
+    expect(session._pending().patch.set).toEqual({ 'nest-sessions:user': 'u-1' });
+    session._rollback();
+    expect(session.userId).toBeUndefined();
+    expect(session.isModified).toBe(false);
+  });
+
+  it('reads a stored user; setting the same one again is no change; clear() keeps it, destroy() ends it', () => {
+    const session = new TrackedSession({ 'nest-sessions:user': 'u-1', a: 1 }, 'id');
+    expect(session.userId).toBe('u-1');
+    session.setUser('u-1');
+    expect(session.isModified).toBe(false);
+    session.clear();
+    expect(session.userId).toBe('u-1');
+    session.destroy();
+    expect(session.userId).toBeUndefined();
+    session.setUser(undefined); // no new session after a logout
+    expect(session._pending().restart).toBe(false);
+  });
+
+  it('after destroy(), a new user starts a new session', () => {
+    const session = new TrackedSession({ 'nest-sessions:user': 'u-1' }, 'id');
+    session.destroy();
+    session.setUser('u-2');
+    const pending = session._pending();
+    expect(pending.restart).toBe(true);
+    expect(pending.patch.set).toEqual({ 'nest-sessions:user': 'u-2' });
+  });
+
+  it('refuses what is no user ID, and cannot be set as a key', () => {
+    for (const bad of ['', 'x'.repeat(257), 42, null, {}]) {
+      expect(() => new TrackedSession().setUser(bad as string)).toThrow(/a string of 1 to 256 characters/);
+    }
+    expect(new TrackedSession().setUser('x'.repeat(256)).userId).toHaveLength(256);
+    expect(() => new TrackedSession().set('nest-sessions:user', 'u')).toThrow(/reserved/);
+    // Stored by hand as something else: dropped at the next save.
+    const odd = new TrackedSession({ 'nest-sessions:user': 7 }, 'id');
+    expect(odd.userId).toBeUndefined();
+    expect(odd._pending().patch.unset).toEqual(['nest-sessions:user']);
+  });
+});
+
 describe('TrackedSession refused stored data', () => {
   it('is empty from then on and ends at the save, even after a rollback', () => {
     const session = new TrackedSession<Record<string, unknown>>({ cart: 'oops', 'nest-sessions:maxAge': 60 }, 'id');
