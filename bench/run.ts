@@ -167,7 +167,7 @@ async function main(): Promise<void> {
       database: process.env.PGDATABASE ?? 'test',
       user: process.env.PGUSER ?? 'postgres',
     });
-    await pool.query(`DROP TABLE IF EXISTS "${PG_TABLE}"`).catch(() => undefined);
+    await pool.query(`DROP TABLE IF EXISTS "${PG_TABLE}", "${PG_TABLE}_users"`).catch(() => undefined);
     await pool.end();
   }
 

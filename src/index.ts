@@ -5,7 +5,7 @@ export { SESSION_STORE, SESSIONS_OPTIONS } from './sessions.constants.js';
 export { Session } from './session.decorator.js';
 export { SkipCsrf } from './csrf.js';
 export { TrackedSession, type SessionData, type SessionPatch } from './session.js';
-export { SessionsService } from './sessions.service.js';
+export { SessionsService, type UserSessionInfo } from './sessions.service.js';
 export { SessionsInterceptor } from './sessions.interceptor.js';
 export {
   expressSession,
@@ -25,7 +25,15 @@ export {
   SessionStoreUnavailableError,
   SessionValidationError,
 } from './sessions.errors.js';
-export type { SessionStore, SessionStoreContext, LoadedSession, SessionTimes, IssuedToken } from './stores/session-store.js';
+export type {
+  SessionStore,
+  SessionStoreContext,
+  LoadedSession,
+  SessionTimes,
+  IssuedToken,
+  UserSessionEntry,
+  UserSessionIndex,
+} from './stores/session-store.js';
 export { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './stores/server-store.js';
 export { CookieSessionStore, type CookieSessionStoreOptions, type SessionSerializer } from './stores/cookie.store.js';
 export { RedisSessionStore, type RedisSessionStoreOptions } from './stores/redis.store.js';

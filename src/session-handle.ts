@@ -1,7 +1,7 @@
 import { ForbiddenException, type ExecutionContext } from '@nestjs/common';
 import { changesState, crossSiteRefusal, normalizeOrigin, SKIP_CSRF, tokenRefusal } from './csrf.js';
 import { derivedCsrfSecret } from './crypto/csrf-token.js';
-import { lifetimeOf, TrackedSession, type SessionPatch } from './session.js';
+import { lifetimeOf, TrackedSession, userOf, type SessionPatch } from './session.js';
 import { isLive, isRefreshDue, isTouchDue, refreshedTimes, secondsLeft, timingFor } from './session-times.js';
 import { SESSION_HANDLE } from './sessions.constants.js';
 import {
@@ -12,7 +12,7 @@ import {
 } from './sessions.errors.js';
 import { schemaIssue, type StandardSchemaV1 } from './schema.js';
 import type { SessionsService } from './sessions.service.js';
-import type { IssuedToken, LoadedSession, SessionStoreContext, SessionTimes } from './stores/session-store.js';
+import type { IssuedToken, LoadedSession, SessionStoreContext, SessionTimes, UserSessionEntry } from './stores/session-store.js';
 import type { LegacyLookup } from './migration/express-session.js';
 import type { SessionEvent } from './sessions.options.js';
 
@@ -32,6 +32,11 @@ export function handleOfRequest(req: object): SessionHandle | undefined {
 export function handlerName(context: ExecutionContext): string {
   return `${context.getClass().name}.${context.getHandler().name}`;
 }
+
+/** How much of a `User-Agent` an index entry keeps. */
+const MAX_USER_AGENT = 512;
+/** An IPv6 address with a zone fits in this. */
+const MAX_IP = 64;
 
 /**
  * What one save step did for the client: send a token (`refreshed`: with new times, so a cookie's
@@ -202,6 +207,7 @@ export class SessionHandle {
       }
     }
     this.#loaded = loaded;
+    this.#indexedUser = userOf(loaded?.data);
     // Switching from express-session: its cookie, when ours did not open, brings its old session along;
     // beside a session of ours that opened, it is only ended, so that it cannot come back after a logout.
     let data = loaded?.data;
@@ -236,6 +242,9 @@ export class SessionHandle {
     if (config.schema) await this.#checkSchema(config.schema, session);
     return (this.session = session);
   }
+
+  /** The user whose index lists the stored session (`#loaded`), as of the last save. */
+  #indexedUser: string | undefined;
 
   /** With `requireToken`: the secrets the token is judged against, as loaded (derived only when judged). */
   #tokenSecrets: (() => readonly string[] | undefined) | undefined;
@@ -446,6 +455,7 @@ export class SessionHandle {
       }
     }
     this.#touchRequested = false;
+    this.#indexedUser = this.#loaded ? session.userId : undefined;
     if (this.#legacy && !sent) await this.#endLegacy(this.#legacy);
     session._committed(this.#loaded?.id);
     this.#saveEvents = undefined;
@@ -486,6 +496,7 @@ export class SessionHandle {
   /** Deleted even when the response is gone: a logout must end the session on the server. */
   async #destroy(loaded: LoadedSession | undefined): Promise<Outcome> {
     if (loaded && (await this.service.store.destroy(loaded, this.service.storeContext))) this.#emit('destroyed', loaded.id);
+    if (loaded) await this.#unindex(this.#indexedUser, loaded.id);
     this.#loaded = undefined;
     return this.#token !== undefined ? { expire: true } : undefined;
   }
@@ -515,10 +526,22 @@ export class SessionHandle {
     // The new record first: if creating it fails, the old session is still there (a 503, not a logout).
     const created = await store.create(data, times, ctx);
     const fresh: LoadedSession = { id: created.id, data: {}, times };
+    const user = session.userId;
+    if (user !== undefined && store.users) {
+      // Listed before its token goes out: a session that "log out everywhere" could miss never reaches a client.
+      try {
+        await store.users.add(user, this.#entry(created.id, times), ctx);
+      } catch (err) {
+        await store.destroy(fresh, ctx).catch(() => undefined); // its token was never sent: nothing can open it
+        throw err;
+      }
+    }
     const ended = loaded ? await store.destroy(loaded, ctx) : false;
+    if (loaded) await this.#unindex(this.#indexedUser, loaded.id);
     if (loaded && !ended && !restart) {
       // A logout won the race: it stays a logout, and the new record goes too.
       await store.destroy(fresh, ctx);
+      await this.#unindex(user, fresh.id);
       this.#gone();
       return undefined;
     }
@@ -538,7 +561,7 @@ export class SessionHandle {
    * An event for the `onEvent` listener; nothing is built when there is none. During a save it waits
    * until the save has gone through (a session too large for its cookie was never created).
    */
-  #emit(type: SessionEvent['type'], id: string, previousId?: string): void {
+  #emit(type: 'created' | 'regenerated' | 'destroyed' | 'expired', id: string, previousId?: string): void {
     if (!this.service.config.onEvent) return;
     const at = Date.now();
     const req = this.req;
@@ -560,15 +583,67 @@ export class SessionHandle {
     // otherwise the times stay as stored.
     const refresh = lifetimeChanged || this.#touchRequested || isRefreshDue(loaded.times, timing, now);
     const times = refresh ? refreshedTimes(timing, now, loaded.times.createdAt) : loaded.times;
+    const user = session.userId;
+    const previous = this.#indexedUser;
+    if (user !== undefined && (refresh || user !== previous)) await this.#index(user, loaded.id, times);
     const issued = await this.service.store.update(loaded, patch, session._data(), times, this.service.storeContext);
+    if (!issued) await this.#unindex(user, loaded.id);
+    else if (previous !== undefined && previous !== user) await this.#unindex(previous, loaded.id);
     return this.#refreshed(loaded, times, issued, refresh);
   }
 
   /** An unchanged session due for a refresh (rolling expiry) or a re-signing with the newest secret. */
   async #touch(session: TrackedSession, loaded: LoadedSession, now: number): Promise<Outcome> {
     const times = refreshedTimes(this.#timing(session), now, loaded.times.createdAt);
+    const user = session.userId;
+    if (user !== undefined) await this.#index(user, loaded.id, times);
     const issued = await this.service.store.touch(loaded, session._data(), times, this.service.storeContext);
+    if (!issued) await this.#unindex(user, loaded.id);
     return this.#refreshed(loaded, times, issued, true);
+  }
+
+  /**
+   * Lists session `id` as the user's with its new times, before the session's own write: the entry never
+   * ends before the session does, so "log out everywhere" finds every session that can still open.
+   */
+  async #index(user: string, id: string, times: SessionTimes): Promise<void> {
+    const { store, storeContext } = this.service;
+    await store.users?.add(user, this.#entry(id, times), storeContext);
+  }
+
+  /**
+   * Takes session `id` off the user's list once it has ended (or changed hands). Only a listing can be
+   * left behind if this fails (the session itself is gone), and listings check that their sessions live.
+   */
+  async #unindex(user: string | undefined, id: string): Promise<void> {
+    const { store, storeContext } = this.service;
+    if (user === undefined || !store.users) return;
+    try {
+      await store.users.remove(user, id, storeContext);
+    } catch (err) {
+      this.service.logger.warn(`A session's entry in its user's list could not be removed: ${(err as Error).message}`);
+    }
+  }
+
+  /** The index entry of session `id`: its times, and the request's user agent and address if the module keeps them. */
+  #entry(id: string, times: SessionTimes): UserSessionEntry {
+    const info = this.service.config.userSessionInfo;
+    const entry: { -readonly [K in keyof UserSessionEntry]: UserSessionEntry[K] } = {
+      id,
+      createdAt: times.createdAt,
+      lastSeenAt: times.refreshedAt,
+      expiresAt: times.expiresAt,
+    };
+    if (info?.userAgent) {
+      const agent = this.service.io.requestHeader(this.req, 'user-agent');
+      if (agent !== undefined) entry.userAgent = agent.slice(0, MAX_USER_AGENT);
+    }
+    if (info?.ip) {
+      const r = this.req as { ip?: unknown; socket?: { remoteAddress?: unknown } };
+      const ip = typeof r.ip === 'string' ? r.ip : r.socket?.remoteAddress;
+      if (typeof ip === 'string' && ip) entry.ip = ip.slice(0, MAX_IP);
+    }
+    return entry;
   }
 
   #refreshed(loaded: LoadedSession, times: SessionTimes, issued: IssuedToken | undefined, refreshed: boolean): Outcome {

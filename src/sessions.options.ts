@@ -86,9 +86,16 @@ export interface SessionsModuleOptions {
    * new session is empty.
    */
   schema?: StandardSchemaV1;
+  /**
+   * What the list of a user's sessions (`SessionsService.userSessions()`) records beside their times:
+   * the `User-Agent` and the client's address (`req.ip`, which follows Express's `trust proxy` and
+   * Fastify's `trustProxy`) of the request that last saved each session. Both off by default: they are
+   * personal data, kept in the store for as long as the session lives.
+   */
+  userSessionInfo?: { userAgent?: boolean; ip?: boolean };
 }
 
-/** What happened to a session, given to the `onEvent` option. `req` is the request it happened in. */
+/** What happened to a session, given to the `onEvent` option. `req` is the request it happened in (none for `revoked`). */
 export type SessionEvent =
   /** A new session was stored (a first save, or the first change after `destroy()`). */
   | { readonly type: 'created'; readonly id: string; readonly at: number; readonly req: object }
@@ -101,7 +108,12 @@ export type SessionEvent =
    * Seen by the module's own checks and by the cookie and in-memory stores; Redis, Memcached and
    * PostgreSQL let a session go at its expiry without a word.
    */
-  | { readonly type: 'expired'; readonly id: string; readonly at: number; readonly req: object };
+  | { readonly type: 'expired'; readonly id: string; readonly at: number; readonly req: object }
+  /**
+   * `SessionsService.destroyUserSessions()` ended the session of `userId` ("log out everywhere"). The
+   * service may be called outside any request (a job, an admin tool), so `req` is undefined.
+   */
+  | { readonly type: 'revoked'; readonly id: string; readonly userId: string; readonly at: number; readonly req: undefined };
 
 /** The options of the cross-site protection (`csrf`). */
 export interface SessionCsrfOptions {
@@ -149,6 +161,7 @@ export interface SessionsConfig {
   readonly migration?: ExpressSessionMigration;
   readonly onEvent?: (event: SessionEvent) => void | Promise<void>;
   readonly schema?: StandardSchemaV1;
+  readonly userSessionInfo?: { readonly userAgent: boolean; readonly ip: boolean };
 }
 
 const FORROOT = 'SessionsModule.forRoot()';
@@ -333,6 +346,20 @@ function eventOption(input: unknown): SessionsConfig['onEvent'] {
   return input as SessionsConfig['onEvent'];
 }
 
+function userSessionInfoOption(input: unknown): SessionsConfig['userSessionInfo'] {
+  if (input === undefined) return undefined;
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    fail(`userSessionInfo must be { userAgent?: boolean, ip?: boolean }; got ${describe(input)}`);
+  }
+  const { userAgent = false, ip = false, ...rest } = input as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0)
+    fail(`userSessionInfo has no option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; it takes userAgent and ip`);
+  if (typeof userAgent !== 'boolean') fail(`userSessionInfo.userAgent must be true or false; got ${describe(userAgent)}`);
+  if (typeof ip !== 'boolean') fail(`userSessionInfo.ip must be true or false; got ${describe(ip)}`);
+  return userAgent || ip ? { userAgent, ip } : undefined;
+}
+
 /** Checks `migrateFrom`: express-session's options as the app had them. */
 function migrationOption(input: unknown, cookieName: string, header: string | undefined): ExpressSessionMigration | undefined {
   if (input === undefined) return undefined;
@@ -421,6 +448,7 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     migration: migrationOption(options.migrateFrom, cookie.name, header),
     onEvent: eventOption(options.onEvent),
     schema: schemaOption(options.schema),
+    userSessionInfo: userSessionInfoOption(options.userSessionInfo),
     csrf: csrfFor(options),
     maxAgeMs: Math.round(maxAge * 1000),
     idleTimeoutMs: idleTimeout === undefined ? undefined : Math.round(idleTimeout * 1000),

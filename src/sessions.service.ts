@@ -3,14 +3,32 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { derivedCsrfSecret } from './crypto/csrf-token.js';
 import { handleOfRequest, handlerName, SessionHandle, type RequestWithHandle } from './session-handle.js';
 import { SESSION_HANDLE, SESSION_STORE, SESSIONS_CONFIG } from './sessions.constants.js';
-import type { SessionData, SessionOf as Session } from './session.js';
-import { SessionsNotConfiguredError, type SessionStoreUnavailableError } from './sessions.errors.js';
+import { MAX_USER_ID_LENGTH, type SessionData, type SessionOf as Session } from './session.js';
+import { SessionsConfigError, SessionsNotConfiguredError, SessionStoreUnavailableError } from './sessions.errors.js';
 import type { SessionEvent, SessionsConfig } from './sessions.options.js';
-import type { SessionStore, SessionStoreContext } from './stores/session-store.js';
+import type { SessionStore, SessionStoreContext, UserSessionEntry, UserSessionIndex } from './stores/session-store.js';
 import { CookieTransport } from './transport/cookie.transport.js';
 import { HeaderTransport } from './transport/header.transport.js';
 import { HttpIo, httpPairOf } from './transport/http.js';
 import type { SessionTransport } from './transport/session-transport.js';
+
+/** One of a user's live sessions, as `SessionsService.userSessions()` lists them. */
+export interface UserSessionInfo {
+  readonly createdAt: Date;
+  /** When the session was last saved or had its expiry pushed back (at most once per `touchAfter`). */
+  readonly lastSeenAt: Date;
+  /** When it ends unless it is used again. */
+  readonly expiresAt: Date;
+  /** It is the session passed in as the current one. */
+  readonly current: boolean;
+  /** With `userSessionInfo: { userAgent: true }`: the `User-Agent` of the request that last saved it (at most 512 characters). */
+  readonly userAgent?: string;
+  /** With `userSessionInfo: { ip: true }`: the address of the request that last saved it. */
+  readonly ip?: string;
+}
+
+/** How many times `destroyUserSessions()` looks again for sessions that appeared while it ran. */
+const REVOKE_ROUNDS = 8;
 
 /**
  * Loads and saves the sessions of requests. The interceptor uses it; guards and middleware can too:
@@ -77,6 +95,81 @@ export class SessionsService {
     }
     handle.context ??= context;
     return handle.loadFor(context);
+  }
+
+  /**
+   * The live sessions of a user (marked with `session.setUser(userId)`), oldest first: for an "active
+   * sessions" page. Pass the request's session to have it marked `current`. Needs a store that keeps
+   * an index of users' sessions (in-memory, Redis, PostgreSQL); others throw a `SessionsConfigError`.
+   */
+  async userSessions(userId: string, current?: { readonly id: string | undefined }): Promise<UserSessionInfo[]> {
+    const index = this.#userIndex('userSessions', userId);
+    const entries = await this.#storeCall(() => index.list(userId, this.storeContext));
+    const currentId = current?.id;
+    return entries
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .map((entry) => ({
+        createdAt: new Date(entry.createdAt),
+        lastSeenAt: new Date(entry.lastSeenAt),
+        expiresAt: new Date(entry.expiresAt),
+        current: currentId !== undefined && entry.id === currentId,
+        ...(entry.userAgent !== undefined ? { userAgent: entry.userAgent } : {}),
+        ...(entry.ip !== undefined ? { ip: entry.ip } : {}),
+      }));
+  }
+
+  /**
+   * Ends every session of a user ("log out everywhere"), or every one but `except` ("sign out other
+   * devices": pass the request's session). Returns how many it ended; each is told to `onEvent` as
+   * `revoked`. A request still running on one of them cannot bring it back: its save finds the session
+   * gone and writes nothing. To end the current session too, call `session.destroy()` in the handler.
+   */
+  async destroyUserSessions(userId: string, options: { except?: { readonly id: string | undefined } } = {}): Promise<number> {
+    const index = this.#userIndex('destroyUserSessions', userId);
+    const keep = options.except?.id;
+    const { store, storeContext: ctx } = this;
+    const seen = new Set<string>();
+    let ended = 0;
+    // A request regenerating one of these sessions meanwhile lists its new ID before it deletes the old
+    // one: looking again until nothing new is listed finds it.
+    for (let round = 0; round < REVOKE_ROUNDS; round++) {
+      const entries = (await this.#storeCall(() => index.list(userId, ctx))).filter((e) => e.id !== keep && !seen.has(e.id));
+      if (entries.length === 0) break;
+      await Promise.all(
+        entries.map(async (entry) => {
+          seen.add(entry.id);
+          if (await this.#storeCall(() => store.destroy(loadedOf(entry), ctx))) {
+            ended++;
+            if (this.config.onEvent) this.emit({ type: 'revoked', id: entry.id, userId, at: Date.now(), req: undefined });
+          }
+          await this.#storeCall(() => index.remove(userId, entry.id, ctx));
+        }),
+      );
+    }
+    return ended;
+  }
+
+  #userIndex(method: string, userId: unknown): UserSessionIndex {
+    if (typeof userId !== 'string' || userId.length === 0 || userId.length > MAX_USER_ID_LENGTH) {
+      throw new TypeError(`SessionsService.${method}(userId): a string of 1 to ${MAX_USER_ID_LENGTH} characters; got ${typeof userId}`);
+    }
+    const index = this.store.users;
+    if (!index) {
+      throw new SessionsConfigError(
+        `SessionsService.${method}(): the ${this.store.constructor.name} keeps no list of a user's sessions (a cookie store cannot: ` +
+          `its sessions live in the browsers). Use the InMemorySessionStore, RedisSessionStore or PostgresSessionStore, or a store with a "users" index`,
+      );
+    }
+    return index;
+  }
+
+  /** A store call from the service: a store that is down or slow is a 503, as in the interceptor. */
+  async #storeCall<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      throw err instanceof SessionStoreUnavailableError ? this.unavailable(err) : err;
+    }
   }
 
   /** @internal The request's handle, made (and watched) if it has none; nothing is loaded or checked. */
@@ -179,6 +272,11 @@ export function notHttp(context: ExecutionContext): SessionsNotConfiguredError {
   return new SessionsNotConfiguredError(
     `Sessions work in HTTP handlers and in GraphQL resolvers whose context has req and res; ${where} runs in a "${type}" context${hint}`,
   );
+}
+
+/** What a store's destroy() needs of a listed session: its ID (and times; no data). */
+function loadedOf(entry: UserSessionEntry) {
+  return { id: entry.id, data: {}, times: { createdAt: entry.createdAt, refreshedAt: entry.lastSeenAt, expiresAt: entry.expiresAt } };
 }
 
 function isExecutionContext(value: unknown): value is ExecutionContext {

@@ -3,7 +3,7 @@ import type { SessionData, SessionPatch } from '../session.js';
 import { SessionsConfigError } from '../sessions.errors.js';
 import { parseFields, serializeFields } from './fields.js';
 import { ServerSessionStore, type StoredSession } from './server-store.js';
-import type { SessionTimes } from './session-store.js';
+import type { SessionTimes, UserSessionEntry } from './session-store.js';
 import { laterTimes } from '../session-times.js';
 
 export interface InMemorySessionStoreOptions {
@@ -28,6 +28,8 @@ interface MemoryRecord {
  */
 export class InMemorySessionStore extends ServerSessionStore implements OnModuleDestroy {
   readonly #records = new Map<string, MemoryRecord>();
+  /** Each user's sessions (`session.setUser()`), by session ID. */
+  readonly #users = new Map<string, Map<string, UserSessionEntry>>();
   readonly #maxSessions: number;
   readonly #sweepMs: number;
   #timer: NodeJS.Timeout | undefined;
@@ -53,11 +55,12 @@ export class InMemorySessionStore extends ServerSessionStore implements OnModule
     return this.#records.size;
   }
 
-  /** Drops every expired session now. */
+  /** Drops every expired session now, and the entries of users' sessions that have ended. */
   sweep(now = Date.now()): void {
     for (const [id, record] of this.#records) {
       if (record.times.expiresAt <= now) this.#records.delete(id);
     }
+    for (const [userId, entries] of this.#users) this.#pruneUser(userId, entries, now);
   }
 
   /** Stops the sweep timer. The store keeps working; the timer starts again with the next new session. */
@@ -118,6 +121,38 @@ export class InMemorySessionStore extends ServerSessionStore implements OnModule
     const live = this.#live(id) !== undefined;
     this.#records.delete(id);
     return live;
+  }
+
+  protected override async addUserSession(userId: string, entry: UserSessionEntry): Promise<void> {
+    let entries = this.#users.get(userId);
+    if (!entries) this.#users.set(userId, (entries = new Map()));
+    const before = entries.get(entry.id);
+    // An expiry never moves back: an overlapping request that wrote a later one keeps it.
+    entries.set(entry.id, { ...entry, expiresAt: Math.max(entry.expiresAt, before?.expiresAt ?? 0) });
+    this.#pruneUser(userId, entries, Date.now());
+  }
+
+  protected override async removeUserSession(userId: string, id: string): Promise<void> {
+    const entries = this.#users.get(userId);
+    if (!entries) return;
+    entries.delete(id);
+    if (entries.size === 0) this.#users.delete(userId);
+  }
+
+  protected override async listUserSessions(userId: string): Promise<UserSessionEntry[]> {
+    const entries = this.#users.get(userId);
+    if (!entries) return [];
+    this.#pruneUser(userId, entries, Date.now());
+    return [...entries.values()];
+  }
+
+  /** Drops the user's entries that have expired or whose session is gone (ended, expired, or pushed out by maxSessions). */
+  #pruneUser(userId: string, entries: Map<string, UserSessionEntry>, now: number): void {
+    for (const [id, entry] of entries) {
+      const record = this.#records.get(id);
+      if (entry.expiresAt <= now || !record || record.times.expiresAt <= now) entries.delete(id);
+    }
+    if (entries.size === 0) this.#users.delete(userId);
   }
 
   /** The record if it is live, moved to the most recently used end; an expired one is dropped. */

@@ -6,7 +6,7 @@ import { listenForErrors } from './client-errors.js';
 import { jsonObject, serializeFields } from './fields.js';
 import { assertJsonValue, MAX_VALUE_DEPTH, valueNestsDeeperThan } from './json-value.js';
 import { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './server-store.js';
-import type { SessionTimes } from './session-store.js';
+import type { SessionTimes, UserSessionEntry } from './session-store.js';
 
 type PgResult = { rows: Record<string, unknown>[]; rowCount: number | null };
 
@@ -43,6 +43,9 @@ export interface PostgresSessionStoreOptions extends ServerSessionStoreOptions {
   maxWaiting?: number;
 }
 
+/** PostgreSQL's error code for a table that does not exist. */
+const UNDEFINED_TABLE = '42P01';
+
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 function lockKey(label: string): string {
@@ -66,8 +69,12 @@ function identifier(kind: string, value: unknown): string {
  * ```
  */
 export function postgresSessionTableSql(options: { tableName?: string; schemaName?: string } = {}): string {
-  const table = `${identifier('schemaName', options.schemaName ?? 'public')}.${identifier('tableName', options.tableName ?? 'sessions')}`;
-  const index = identifier('index name', `${options.tableName ?? 'sessions'}_expires_at_idx`);
+  const tableName = options.tableName ?? 'sessions';
+  const schema = identifier('schemaName', options.schemaName ?? 'public');
+  const table = `${schema}.${identifier('tableName', tableName)}`;
+  const index = identifier('index name', `${tableName}_expires_at_idx`);
+  const users = `${schema}.${identifier("table name of users' sessions", `${tableName}_users`)}`;
+  const usersIndex = identifier('index name', `${tableName}_users_expires_at_idx`);
   return [
     `CREATE TABLE IF NOT EXISTS ${table} (`,
     `  id text PRIMARY KEY,`,
@@ -77,6 +84,18 @@ export function postgresSessionTableSql(options: { tableName?: string; schemaNam
     `  expires_at timestamptz NOT NULL`,
     `);`,
     `CREATE INDEX IF NOT EXISTS ${index} ON ${table} (expires_at);`,
+    // Which sessions each user has (session.setUser()), for userSessions() and destroyUserSessions().
+    `CREATE TABLE IF NOT EXISTS ${users} (`,
+    `  user_id text NOT NULL,`,
+    `  session_id text NOT NULL,`,
+    `  created_at timestamptz NOT NULL,`,
+    `  last_seen_at timestamptz NOT NULL,`,
+    `  expires_at timestamptz NOT NULL,`,
+    `  user_agent text,`,
+    `  ip text,`,
+    `  PRIMARY KEY (user_id, session_id)`,
+    `);`,
+    `CREATE INDEX IF NOT EXISTS ${usersIndex} ON ${users} (expires_at);`,
   ].join('\n');
 }
 
@@ -97,7 +116,20 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
   readonly #lockKey: string;
   readonly #createLockKey: string;
   readonly #logger = new Logger('PostgresSessionStore');
-  readonly #sql: { read: string; insert: string; patch: string; refresh: string; remove: string; prune: string };
+  readonly #sql: {
+    read: string;
+    insert: string;
+    patch: string;
+    refresh: string;
+    remove: string;
+    prune: string;
+    pruneUsers: string;
+    userAdd: string;
+    userRemove: string;
+    userList: string;
+  };
+  /** The table of users' sessions, for messages. */
+  readonly #usersTable: string;
   #tableReady: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
 
@@ -127,6 +159,8 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       throw new SessionsConfigError(`PostgresSessionStore: maxWaiting must be a whole number of at least 1; got ${String(maxWaiting)}`);
     }
     const t = `${identifier('schemaName', schemaName)}.${identifier('tableName', tableName)}`;
+    const u = `${identifier('schemaName', schemaName)}.${identifier("table name of users' sessions", `${tableName}_users`)}`;
+    this.#usersTable = u;
     this.#pool = pool;
     listenForErrors(pool, 'PostgresSessionStore');
     this.#tableSql = postgresSessionTableSql({ tableName, schemaName });
@@ -151,6 +185,20 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       prune:
         `WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($1::bigint) AS held) ` +
         `DELETE FROM ${t} USING lock WHERE lock.held AND expires_at <= $2`,
+      pruneUsers: `DELETE FROM ${u} WHERE expires_at <= $1`,
+      // An expiry never moves back: an overlapping request that wrote a later one keeps it.
+      userAdd:
+        `INSERT INTO ${u} AS u (user_id, session_id, created_at, last_seen_at, expires_at, user_agent, ip) ` +
+        `VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, session_id) DO UPDATE SET ` +
+        `last_seen_at = GREATEST(u.last_seen_at, EXCLUDED.last_seen_at), expires_at = GREATEST(u.expires_at, EXCLUDED.expires_at), ` +
+        `user_agent = EXCLUDED.user_agent, ip = EXCLUDED.ip`,
+      userRemove: `DELETE FROM ${u} WHERE user_id = $1 AND session_id = $2`,
+      // Entries whose session has ended are deleted as they are found (the SELECT sees the rows as before).
+      userList:
+        `WITH gone AS (DELETE FROM ${u} AS u WHERE u.user_id = $1 AND (u.expires_at <= $2 OR NOT EXISTS ` +
+        `(SELECT 1 FROM ${t} AS s WHERE s.id = u.session_id AND s.expires_at > $2))) ` +
+        `SELECT u.session_id, u.created_at, u.last_seen_at, u.expires_at, u.user_agent, u.ip FROM ${u} AS u ` +
+        `JOIN ${t} AS s ON s.id = u.session_id WHERE u.user_id = $1 AND u.expires_at > $2 AND s.expires_at > $2 ORDER BY u.created_at`,
     };
   }
 
@@ -165,10 +213,19 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
     this.#timer = undefined;
   }
 
-  /** Deletes expired rows now, unless another instance is doing it; returns how many this call deleted. */
+  /**
+   * Deletes expired rows now, unless another instance is doing it; returns how many sessions this call
+   * deleted. Expired entries of users' sessions go too.
+   */
   async prune(now = Date.now()): Promise<number> {
     await this.#ensureTable();
     const result = await this.#pool.query(this.#sql.prune, [this.#lockKey, new Date(now)]);
+    try {
+      await this.#pool.query(this.#sql.pruneUsers, [new Date(now)]);
+    } catch (err) {
+      // A table made by an earlier postgresSessionTableSql() has no table of users' sessions: nothing to prune.
+      if ((err as { code?: unknown })?.code !== UNDEFINED_TABLE) throw err;
+    }
     return result.rowCount ?? 0;
   }
 
@@ -224,6 +281,51 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
   protected async remove(id: string, signal: AbortSignal): Promise<boolean> {
     const { rows } = await this.#query(this.#sql.remove, [id, new Date()], signal);
     return rows[0]?.live === true;
+  }
+
+  protected override async addUserSession(userId: string, entry: UserSessionEntry, signal: AbortSignal): Promise<void> {
+    await this.#usersQuery(
+      this.#sql.userAdd,
+      [
+        userId,
+        entry.id,
+        new Date(entry.createdAt),
+        new Date(entry.lastSeenAt),
+        new Date(entry.expiresAt),
+        entry.userAgent ?? null,
+        entry.ip ?? null,
+      ],
+      signal,
+    );
+  }
+
+  protected override async removeUserSession(userId: string, id: string, signal: AbortSignal): Promise<void> {
+    await this.#usersQuery(this.#sql.userRemove, [userId, id], signal);
+  }
+
+  protected override async listUserSessions(userId: string, signal: AbortSignal): Promise<UserSessionEntry[]> {
+    const { rows } = await this.#usersQuery(this.#sql.userList, [userId, new Date()], signal);
+    return rows.map((row) => ({
+      id: String(row.session_id),
+      createdAt: (row.created_at as Date).getTime(),
+      lastSeenAt: (row.last_seen_at as Date).getTime(),
+      expiresAt: (row.expires_at as Date).getTime(),
+      ...(typeof row.user_agent === 'string' ? { userAgent: row.user_agent } : {}),
+      ...(typeof row.ip === 'string' ? { ip: row.ip } : {}),
+    }));
+  }
+
+  /** A query on the table of users' sessions, which a table made by an earlier release may lack: that is said plainly. */
+  async #usersQuery(text: string, values: unknown[], signal: AbortSignal): Promise<PgResult> {
+    try {
+      return await this.#query(text, values, signal);
+    } catch (err) {
+      if ((err as { code?: unknown })?.code !== UNDEFINED_TABLE) throw err;
+      throw new Error(
+        `the table ${this.#usersTable} is missing; run postgresSessionTableSql() again (it adds the table of users' sessions), or set createTableIfMissing`,
+        { cause: err },
+      );
+    }
   }
 
   /** JSON for a jsonb parameter, refusing by key what jsonb cannot hold (NUL characters, lone surrogates). */

@@ -202,12 +202,15 @@ export class RedisScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run(redis: RedisCommands, key: string, args: string[], signal: AbortSignal): Promise<unknown> {
+  /** Runs the script on `keys` (one key, or keys of one hash slot: the first routes the call). */
+  async run(redis: RedisCommands, keys: string | readonly string[], args: string[], signal: AbortSignal): Promise<unknown> {
+    const list = typeof keys === 'string' ? [keys] : keys;
+    const tail = [String(list.length), ...list, ...args];
     try {
-      return await redis.command(key, ['EVALSHA', this.sha, '1', key, ...args], false, signal);
+      return await redis.command(list[0]!, ['EVALSHA', this.sha, ...tail], false, signal);
     } catch (err) {
       if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-      return redis.command(key, ['EVAL', this.source, '1', key, ...args], false, signal);
+      return redis.command(list[0]!, ['EVAL', this.source, ...tail], false, signal);
     }
   }
 }

@@ -5,7 +5,7 @@ import { parseFields, serializeFields } from './fields.js';
 import { listenForErrors } from './client-errors.js';
 import { hashEntries, redisCommands, RedisScript, type RedisCommands } from './redis-client.js';
 import { ServerSessionStore, type ServerSessionStoreOptions, type StoredSession } from './server-store.js';
-import type { SessionTimes } from './session-store.js';
+import type { SessionTimes, UserSessionEntry } from './session-store.js';
 
 export interface RedisSessionStoreOptions extends ServerSessionStoreOptions {
   /** Prefix of every session's key. Default `sess:`. */
@@ -63,6 +63,55 @@ hset_from(4 + n)
 redis.call('PEXPIREAT', KEYS[1], expiry)
 return 1
 `);
+
+// A user's sessions: a sorted set of session IDs by expiry, and a hash of each one's entry, under one
+// hash tag (the user ID, base64url-encoded), so that each script names keys of one slot only.
+
+/** Drops the entries that expired by ARGV[1] (ms) from both keys. */
+const PRUNE_USER = `
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if #gone > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+  for i = 1, #gone, 2000 do redis.call('HDEL', KEYS[2], unpack(gone, i, math.min(i + 1999, #gone))) end
+end
+`;
+
+/** ARGV: now (ms), session ID, expiresAt (ms), the entry's JSON. An expiry stored later is kept; both keys live as long as the last entry. */
+const USER_ADD = new RedisScript(`${PRUNE_USER}
+redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+redis.call('PEXPIREAT', KEYS[2], last[2])
+return 1
+`);
+
+/** ARGV: session ID. */
+const USER_REMOVE = new RedisScript(`
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+`);
+
+/** ARGV: now (ms). Returns ID, expiry, entry JSON, for each entry not expired. */
+const USER_LIST = new RedisScript(`${PRUNE_USER}
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local out = {}
+for i = 1, #ids, 2 do
+  out[#out + 1] = ids[i]
+  out[#out + 1] = ids[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], ids[i]) or ''
+end
+return out
+`);
+
+/** What the hash keeps of an entry beside its expiry. */
+interface StoredEntry {
+  c: number;
+  s: number;
+  a?: string;
+  i?: string;
+}
 
 function meta(times: SessionTimes): string {
   return `${times.createdAt}:${times.refreshedAt}:${times.expiresAt}`;
@@ -156,9 +205,70 @@ export class RedisSessionStore extends ServerSessionStore {
     return Number(await this.#redis.command(key, ['DEL', key], false, signal)) > 0;
   }
 
+  /** The keys of a user's index: the sorted set and the hash, in one hash slot. */
+  userKeys(userId: string): [string, string] {
+    const tag = `${this.#prefix}user:{${Buffer.from(userId, 'utf8').toString('base64url')}}`;
+    return [tag, `${tag}:entries`];
+  }
+
+  protected override async addUserSession(userId: string, entry: UserSessionEntry, signal: AbortSignal): Promise<void> {
+    const stored: StoredEntry = { c: entry.createdAt, s: entry.lastSeenAt, a: entry.userAgent, i: entry.ip };
+    const args = [String(Date.now()), entry.id, String(entry.expiresAt), JSON.stringify(stored)];
+    await USER_ADD.run(this.#redis, this.userKeys(userId), args, signal);
+  }
+
+  protected override async removeUserSession(userId: string, id: string, signal: AbortSignal): Promise<void> {
+    await USER_REMOVE.run(this.#redis, this.userKeys(userId), [id], signal);
+  }
+
+  protected override async listUserSessions(userId: string, signal: AbortSignal): Promise<UserSessionEntry[]> {
+    const reply = await USER_LIST.run(this.#redis, this.userKeys(userId), [String(Date.now())], signal);
+    const flat = Array.isArray(reply) ? reply.map(String) : [];
+    const entries: UserSessionEntry[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const entry = parseEntry(flat[i]!, Number(flat[i + 1]), flat[i + 2]!);
+      if (entry) entries.push(entry);
+    }
+    // Whether each session is still there: its key lives in a slot of its own, so one EXISTS each.
+    const live = await Promise.all(
+      entries.map(async (entry) => {
+        const key = this.key(entry.id);
+        return Number(await this.#redis.command(key, ['EXISTS', key], false, signal)) === 1;
+      }),
+    );
+    const gone = entries.filter((_, i) => !live[i]);
+    await Promise.all(gone.map((entry) => USER_REMOVE.run(this.#redis, this.userKeys(userId), [entry.id], signal)));
+    return entries.filter((_, i) => live[i]);
+  }
+
   #corrupt(key: string, why: string): undefined {
     // Only the start of the ID: enough to find the record, not enough to matter if logs leak.
     this.#logger.warn(`Ignoring an unreadable session (${key.slice(0, this.#prefix.length + 8)}...): ${why}`);
     return undefined;
   }
+}
+
+/**
+ * An entry as the hash keeps it. One whose details do not read (its hash field lost, say) still names its
+ * session, so that `destroyUserSessions()` ends it: its times read 0.
+ */
+function parseEntry(id: string, expiresAt: number, json: string): UserSessionEntry | undefined {
+  if (!Number.isFinite(expiresAt)) return undefined;
+  let stored: Partial<StoredEntry> | null = null;
+  try {
+    stored = JSON.parse(json) as Partial<StoredEntry> | null;
+  } catch {
+    // unreadable details: the ID and expiry still count
+  }
+  const known = typeof stored === 'object' && stored !== null;
+  const createdAt = known && Number.isFinite(stored!.c) ? stored!.c! : 0;
+  const lastSeenAt = known && Number.isFinite(stored!.s) ? stored!.s! : 0;
+  return {
+    id,
+    createdAt,
+    lastSeenAt,
+    expiresAt,
+    ...(known && typeof stored!.a === 'string' ? { userAgent: stored!.a } : {}),
+    ...(known && typeof stored!.i === 'string' ? { ip: stored!.i } : {}),
+  };
 }

@@ -2,7 +2,15 @@ import { setMaxListeners } from 'node:events';
 import { newSessionId, signId, verifySignedId } from '../crypto/sign.js';
 import type { SessionData, SessionPatch } from '../session.js';
 import { SessionsConfigError, SessionSerializationError, SessionStoreUnavailableError, SessionTooLargeError } from '../sessions.errors.js';
-import type { IssuedToken, LoadedSession, SessionStore, SessionStoreContext, SessionTimes } from './session-store.js';
+import type {
+  IssuedToken,
+  LoadedSession,
+  SessionStore,
+  SessionStoreContext,
+  SessionTimes,
+  UserSessionEntry,
+  UserSessionIndex,
+} from './session-store.js';
 
 /** A stored session as a backend reads it. */
 export interface StoredSession {
@@ -60,6 +68,9 @@ export abstract class ServerSessionStore implements SessionStore {
   /** Backend calls not settled yet, including those abandoned at the timeout. */
   #pending = 0;
 
+  /** The index of users' sessions, when the backend implements its three primitives (see `addUserSession`). */
+  readonly users: UserSessionIndex | undefined;
+
   constructor(options: ServerSessionStoreOptions = {}) {
     const { timeout = 1000, maxPending = 1000 } = options;
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
@@ -70,6 +81,15 @@ export abstract class ServerSessionStore implements SessionStore {
     }
     this.timeout = timeout;
     this.#maxPending = maxPending;
+    const { addUserSession: add, removeUserSession: remove, listUserSessions: list } = this;
+    this.users =
+      add && remove && list
+        ? {
+            add: (userId, entry) => this.guard('indexing a session', (signal) => add.call(this, userId, entry, signal)),
+            remove: (userId, id) => this.guard('unindexing a session', (signal) => remove.call(this, userId, id, signal)),
+            list: (userId) => this.guard("listing a user's sessions", (signal) => list.call(this, userId, signal)),
+          }
+        : undefined;
   }
 
   /** Backend calls not settled yet, including those abandoned at the timeout. */
@@ -90,6 +110,16 @@ export abstract class ServerSessionStore implements SessionStore {
   protected abstract refresh(id: string, times: SessionTimes, signal: AbortSignal): Promise<boolean>;
   /** Deletes the record; returns whether there was a live one. */
   protected abstract remove(id: string, signal: AbortSignal): Promise<boolean>;
+
+  // A backend that can keep an index of each user's sessions implements these three as well (all or
+  // none); `users` then offers them to the module. See `UserSessionIndex` for what each must do.
+
+  /** Records session `entry.id` as the user's, or updates its entry; an expiry stored later is kept. */
+  protected addUserSession?(userId: string, entry: UserSessionEntry, signal: AbortSignal): Promise<void>;
+  /** Removes the entry of session `id` from the user's index; not an error when there is none. */
+  protected removeUserSession?(userId: string, id: string, signal: AbortSignal): Promise<void>;
+  /** The user's entries whose session is still live. */
+  protected listUserSessions?(userId: string, signal: AbortSignal): Promise<UserSessionEntry[]>;
 
   /**
    * Runs a backend call within the timeout. A failure that is the data's fault (it cannot be serialised)

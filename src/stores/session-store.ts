@@ -39,6 +39,39 @@ export interface IssuedToken {
   readonly id: string;
 }
 
+/** One of a user's sessions, as the user index keeps it (times in ms since the epoch). */
+export interface UserSessionEntry {
+  /** The session's ID (server stores: the unsigned ID). */
+  readonly id: string;
+  readonly createdAt: number;
+  /** When the session was last saved or had its expiry pushed back. */
+  readonly lastSeenAt: number;
+  /** When the entry ends: never before the session itself does. */
+  readonly expiresAt: number;
+  /** The `User-Agent` of the request that last wrote the entry, with `userSessionInfo: { userAgent: true }`. */
+  readonly userAgent?: string;
+  /** The address of the request that last wrote the entry, with `userSessionInfo: { ip: true }`. */
+  readonly ip?: string;
+}
+
+/**
+ * Which sessions each user has (`session.setUser(id)`), for a store that can list them. The module keeps
+ * it up to date around its own writes: an entry is written before a session's expiry moves (so it never
+ * ends before the session does) and right after a session is created (before its token is sent), and
+ * removed after the session ends. Each method must be atomic on its own; none may create a session.
+ */
+export interface UserSessionIndex {
+  /**
+   * Records session `entry.id` as the user's, or updates its entry. An expiry stored later than
+   * `entry.expiresAt` is kept. Entries past their expiry may be dropped here.
+   */
+  add(userId: string, entry: UserSessionEntry, ctx: SessionStoreContext): Promise<void>;
+  /** Removes the entry of session `id`; not an error when there is none. */
+  remove(userId: string, id: string, ctx: SessionStoreContext): Promise<void>;
+  /** The user's entries whose session is still live (the others may be dropped here). */
+  list(userId: string, ctx: SessionStoreContext): Promise<UserSessionEntry[]>;
+}
+
 /**
  * What the module needs from a store. A token is whatever the client carries: for server-side stores a
  * signed ID, for the cookie store the sealed data itself. Stores never see a request or a response.
@@ -54,6 +87,13 @@ export interface SessionStore {
    * their separators), whatever `maxChunks` allows. Unset: no limit beyond `maxChunks`.
    */
   readonly maxCookieBytes?: number;
+  /**
+   * The index of each user's sessions, for `SessionsService.userSessions()` and
+   * `destroyUserSessions()`; stores without one (the cookie and Memcached stores) leave it out, and those
+   * calls fail with a `SessionsConfigError`. A store with one must end a session by its ID alone in
+   * `destroy()` (the module passes the entry's ID and times, and no data).
+   */
+  readonly users?: UserSessionIndex;
   /**
    * Opens a token. Returns undefined for anything that does not open to a live session (unknown,
    * expired, forged, malformed): never throws for bad input. Throws only when the store itself fails.

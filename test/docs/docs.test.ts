@@ -119,6 +119,15 @@ describe('the TypeScript blocks of the README and docs', () => {
   }, 120_000);
 });
 
+describe("the README's PostgreSQL migration SQL", () => {
+  it('is what postgresSessionTableSql() gives, byte for byte', async () => {
+    const { postgresSessionTableSql } = await import('../../src/index.js');
+    const readme = readFileSync(`${root}README.md`, 'utf8');
+    const block = /To create the tables in your migrations[\s\S]*?```sql\n([\s\S]*?)\n```/.exec(readme)?.[1];
+    expect(block).toBe(postgresSessionTableSql());
+  });
+});
+
 describe("the README's quick start", () => {
   it('is what every fixture project of test/projects runs, byte for byte', () => {
     const blocks = tsBlocks(`${root}README.md`, 'README.md');

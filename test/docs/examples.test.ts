@@ -224,7 +224,7 @@ describe("the README's examples, run", () => {
         await app.close();
       }
     } finally {
-      await admin.query('DROP TABLE IF EXISTS public.sessions');
+      await admin.query('DROP TABLE IF EXISTS public.sessions, public.sessions_users');
       await admin.end();
     }
   });

@@ -148,7 +148,7 @@ afterAll(async () => {
     redis.destroy();
   }
   if (pool) {
-    await pool.query(`DROP TABLE IF EXISTS "${table}"`);
+    await pool.query(`DROP TABLE IF EXISTS "${table}", "${table}_users"`);
     await pool.end();
   }
   memcacheClient?.shutdown();

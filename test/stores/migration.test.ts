@@ -218,7 +218,7 @@ backends['express-session + connect-pg-simple'] = {
     };
   },
   tearDown: async () => {
-    await pool?.query(`DROP TABLE IF EXISTS "${table}"`);
+    await pool?.query(`DROP TABLE IF EXISTS "${table}", "${table}_users"`);
     await pool?.end();
   },
 };

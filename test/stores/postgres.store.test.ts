@@ -66,7 +66,7 @@ const make: MakeStore = async ({ timeout, port = PG_PORT, maxPending } = {}) => 
       ])),
     close: async () => {
       await pool.end();
-      await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+      await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_users"`);
     },
   };
 };
@@ -126,7 +126,7 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
         `${table}_expires_at_idx`,
       ]);
       expect(index.rows[0].indexdef).toMatch(/\(expires_at\)/);
-      await admin.query(`DROP TABLE "${table}"`);
+      await admin.query(`DROP TABLE "${table}", "${table}_users"`);
     });
 
     it('createTableIfMissing creates the table at startup; the prune timer stops with the app', async () => {
@@ -146,7 +146,7 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
       } finally {
         spy.mockRestore();
         await pool.end();
-        await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+        await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_users"`);
       }
     });
 
@@ -175,7 +175,7 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
       } finally {
         other.release();
         await pool.end();
-        await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+        await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_users"`);
       }
     });
 
@@ -203,7 +203,7 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
         stores.forEach((store) => store.onModuleDestroy());
       } finally {
         await Promise.all(pools.map((pool) => pool.end()));
-        await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+        await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_users"`);
       }
     });
 
@@ -247,7 +247,7 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
         expect((await store.load(token, ctx))?.data).toEqual({ b: 2 });
       } finally {
         await pool.end();
-        await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+        await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_users"`);
       }
     });
 

@@ -84,6 +84,18 @@ describe('options', () => {
     expect(resolveSessionsConfig({ secret: SECRET, onEvent: () => undefined }).onEvent).toBeTypeOf('function');
   });
 
+  it('userSessionInfo takes userAgent and ip, both off by default', () => {
+    expect(resolveSessionsConfig({ secret: SECRET }).userSessionInfo).toBeUndefined();
+    expect(resolveSessionsConfig({ secret: SECRET, userSessionInfo: { ip: true } }).userSessionInfo).toEqual({
+      userAgent: false,
+      ip: true,
+    });
+    expect(resolveSessionsConfig({ secret: SECRET, userSessionInfo: {} }).userSessionInfo).toBeUndefined();
+    expect(error({ secret: SECRET, userSessionInfo: true })).toContain('userSessionInfo must be { userAgent?: boolean, ip?: boolean }');
+    expect(error({ secret: SECRET, userSessionInfo: { agent: true } })).toContain('userSessionInfo has no option "agent"');
+    expect(error({ secret: SECRET, userSessionInfo: { ip: 'yes' } })).toContain('userSessionInfo.ip must be true or false');
+  });
+
   it('idleTimeout and absoluteTimeout must be positive', () => {
     expect(error({ secret: SECRET, idleTimeout: 0 })).toMatch(/idleTimeout/);
     expect(error({ secret: SECRET, absoluteTimeout: -1 })).toMatch(/absoluteTimeout/);
