@@ -56,7 +56,9 @@ export class AppController {
   @Post('login')
   login(@Session() session: Session<AppSession>, @Body() body: { name?: string }) {
     session.regenerate();
-    session.set('user', { name: body?.name || 'guest', since: new Date().toISOString() });
+    const name = body?.name || 'guest';
+    session.set('user', { name, since: new Date().toISOString() });
+    session.setUser(name); // listed among the user's sessions (see /shop/sessions)
     return { loggedIn: true, csrfToken: session.csrfToken() };
   }
 

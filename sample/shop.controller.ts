@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Header, Post, Redirect } from '@nestjs/common';
-import { Session } from 'nest-sessions';
+import { Session, SessionsService } from 'nest-sessions';
 
 interface ShopSession {
   cart: string[];
@@ -15,6 +15,8 @@ const escapeHtml = (text: string) =>
  */
 @Controller('shop')
 export class ShopController {
+  constructor(private readonly sessions: SessionsService) {}
+
   @Get()
   @Header('content-type', 'text/html; charset=utf-8')
   page(@Session() session: Session<ShopSession>) {
@@ -28,7 +30,8 @@ export class ShopController {
     const notice = session.getFlash<string>('notice');
     const banner = notice ? `<p class="notice">${escapeHtml(notice)}</p>` : '';
     const account = user
-      ? `<p>Signed in as ${escapeHtml(user.name)}</p><form method="post" action="/shop/logout">${token}<button>Log out</button></form>`
+      ? `<p>Signed in as ${escapeHtml(user.name)} (<a href="/shop/sessions">active sessions</a>)</p>` +
+        `<form method="post" action="/shop/logout">${token}<button>Log out</button></form>`
       : `<form method="post" action="/shop/login">${token}<input name="name" placeholder="name"><button>Log in</button></form>`;
     return `<!doctype html><title>Shop</title>${banner}${account}<ul>${items}</ul>
 <form method="post" action="/shop/cart">${token}<input name="sku" placeholder="sku"><button>Add</button></form>`;
@@ -46,8 +49,40 @@ export class ShopController {
   @Redirect('/shop', 303)
   login(@Session() session: Session<ShopSession>, @Body() body: { name?: string }) {
     session.regenerate(); // a new ID, and a new anti-forgery secret: the next page renders new tokens
-    session.set('user', { name: body?.name || 'guest', since: new Date().toISOString() });
-    session.flash('notice', `Welcome, ${body?.name || 'guest'}.`);
+    const name = body?.name || 'guest';
+    session.set('user', { name, since: new Date().toISOString() });
+    session.setUser(name); // listed on /shop/sessions, and ended by "sign out other devices"
+    session.flash('notice', `Welcome, ${name}.`);
+  }
+
+  /** The signed-in user's sessions, this one marked, with a form that ends the others. */
+  @Get('sessions')
+  @Header('content-type', 'text/html; charset=utf-8')
+  async activeSessions(@Session() session: Session<ShopSession>) {
+    const userId = session.userId;
+    if (!userId) return '<!doctype html><title>Active sessions</title><p><a href="/shop">Log in</a> first.</p>';
+    const notice = session.getFlash<string>('notice');
+    const rows = (await this.sessions.userSessions(userId, session))
+      .map(
+        (s) =>
+          `<li>${escapeHtml(s.userAgent ?? 'unknown browser')}, signed in ${s.createdAt.toISOString()}, ` +
+          `last seen ${s.lastSeenAt.toISOString()}${s.current ? ' <strong>(this one)</strong>' : ''}</li>`,
+      )
+      .join('');
+    const token = `<input type="hidden" name="_csrf" value="${session.csrfToken()}">`;
+    return `<!doctype html><title>Active sessions</title>${notice ? `<p class="notice">${escapeHtml(notice)}</p>` : ''}
+<ul class="sessions">${rows}</ul>
+<form method="post" action="/shop/sign-out-others">${token}<button>Sign out other devices</button></form>
+<p><a href="/shop">Back to the shop</a></p>`;
+  }
+
+  @Post('sign-out-others')
+  @Redirect('/shop/sessions', 303)
+  async signOutOthers(@Session() session: Session<ShopSession>) {
+    const userId = session.userId;
+    if (!userId) return;
+    const ended = await this.sessions.destroyUserSessions(userId, { except: session });
+    session.flash('notice', `Signed out ${ended} other ${ended === 1 ? 'device' : 'devices'}.`);
   }
 
   @Post('logout')

@@ -74,4 +74,38 @@ describe.each(PLATFORMS)('the sample app on %s', (platform) => {
     expect(page).not.toContain('Signed in');
     expect(page).toContain('<p class="notice">You are logged out.</p>');
   });
+
+  it("the /shop/sessions page lists the user's browsers and signs the others out", async () => {
+    const tokenOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
+    const name = `sample-${platform}-${Date.now()}`;
+    const signIn = async (browser: string) => {
+      const agent = request.agent(app.getHttpServer());
+      const page = (await agent.get('/shop').set('User-Agent', browser).expect(200)).text;
+      await agent
+        .post('/shop/login')
+        .set('User-Agent', browser)
+        .type('form')
+        .send({ name, _csrf: tokenOf(page) })
+        .expect(303);
+      return agent;
+    };
+    const laptop = await signIn('Laptop/1.0');
+    const phone = await signIn('Phone/2.0');
+    let page = (await laptop.get('/shop/sessions').set('User-Agent', 'Laptop/1.0').expect(200)).text;
+    expect(page.match(/<li>/g)).toHaveLength(2);
+    expect(page).toMatch(/<li>Laptop\/1\.0, signed in [^<]+<strong>\(this one\)<\/strong><\/li>/);
+    expect(page).toMatch(/<li>Phone\/2\.0, signed in [^<]+<\/li>/);
+    await laptop
+      .post('/shop/sign-out-others')
+      .set('User-Agent', 'Laptop/1.0')
+      .type('form')
+      .send({ _csrf: tokenOf(page) })
+      .expect(303)
+      .expect('location', '/shop/sessions');
+    page = (await laptop.get('/shop/sessions').set('User-Agent', 'Laptop/1.0').expect(200)).text;
+    expect(page).toContain('<p class="notice">Signed out 1 other device.</p>');
+    expect(page.match(/<li>/g)).toHaveLength(1);
+    expect((await phone.get('/shop').expect(200)).text).not.toContain('Signed in');
+    expect((await phone.get('/shop/sessions').expect(200)).text).toContain('Log in</a> first');
+  });
 });
