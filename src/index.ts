@@ -5,7 +5,7 @@ export { SESSION_STORE, SESSIONS_OPTIONS } from './sessions.constants.js';
 export { Session } from './session.decorator.js';
 export { SkipCsrf } from './csrf.js';
 export { TrackedSession, type SessionData, type SessionPatch } from './session.js';
-export { SessionsService, type UserSessionInfo } from './sessions.service.js';
+export { SessionsService, type UserSession } from './sessions.service.js';
 export { SessionsInterceptor } from './sessions.interceptor.js';
 export {
   expressSession,

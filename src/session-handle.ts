@@ -583,12 +583,11 @@ export class SessionHandle {
     // otherwise the times stay as stored.
     const refresh = lifetimeChanged || this.#touchRequested || isRefreshDue(loaded.times, timing, now);
     const times = refresh ? refreshedTimes(timing, now, loaded.times.createdAt) : loaded.times;
+    // The user is the one it was loaded with: a change of user is a new ID (setUser regenerates).
     const user = session.userId;
-    const previous = this.#indexedUser;
-    if (user !== undefined && (refresh || user !== previous)) await this.#index(user, loaded.id, times);
+    if (user !== undefined && refresh) await this.#index(user, loaded.id, times);
     const issued = await this.service.store.update(loaded, patch, session._data(), times, this.service.storeContext);
     if (!issued) await this.#unindex(user, loaded.id);
-    else if (previous !== undefined && previous !== user) await this.#unindex(previous, loaded.id);
     return this.#refreshed(loaded, times, issued, refresh);
   }
 

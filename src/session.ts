@@ -34,8 +34,18 @@ const HIDDEN: Record<string, (value: unknown) => boolean> = {
 /** The longest user ID `setUser()` takes, in characters. */
 export const MAX_USER_ID_LENGTH = 256;
 
-function isUserId(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_USER_ID_LENGTH;
+/** @internal Whether `value` is a user ID `setUser()` takes. */
+export function isUserId(value: unknown): value is string {
+  // Well formed: stores keep IDs as UTF-8, where lone surrogates of different IDs would become the same text.
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_USER_ID_LENGTH && value.isWellFormed();
+}
+
+/** @internal What a value given as a user ID is, for an error message. */
+export function describeUserId(value: unknown): string {
+  if (typeof value !== 'string') return value === null ? 'null' : typeof value;
+  if (value.length === 0) return 'an empty string';
+  if (value.length > MAX_USER_ID_LENGTH) return `a string of ${value.length} characters`;
+  return 'a string with a lone surrogate';
 }
 
 /** @internal The user a stored session belongs to, as stored among its data; undefined for none. */
@@ -152,8 +162,8 @@ export interface SessionOf<T extends object = SessionData> {
   /**
    * Marks the session as `userId`'s (a string of 1 to 256 characters), so that
    * `SessionsService.userSessions()` lists it and `destroyUserSessions()` ends it ("log out
-   * everywhere"). `undefined` unmarks it; `destroy()` does too. Call `regenerate()` with it on login.
-   * Applied when the session is saved.
+   * everywhere"). `undefined` unmarks it; `destroy()` does too. A change of user gives the session a new
+   * ID, as `regenerate()` does (so ask for `csrfToken()` after it). Applied when the session is saved.
    */
   setUser(userId: string | undefined): this;
   /** The user `setUser()` marked this session with; undefined when none. */
@@ -409,14 +419,17 @@ export class TrackedSession<T extends object = SessionData> implements SessionOf
   setUser(userId: string | undefined): this {
     if (userId !== undefined && !isUserId(userId)) {
       throw new TypeError(
-        `session.setUser(userId): a string of 1 to ${MAX_USER_ID_LENGTH} characters (String(user.id) for a number), ` +
-          `or undefined to unmark the session; got ${typeof userId === 'string' ? 'an empty or longer string' : typeof userId}`,
+        `session.setUser(userId): a string of 1 to ${MAX_USER_ID_LENGTH} characters without lone surrogates (String(user.id) for a number), ` +
+          `or undefined to unmark the session; got ${describeUserId(userId)}`,
       );
     }
     if (this.#hidden.get(USER_KEY) === userId) return this;
-    if (userId !== undefined)
-      this.#revive(); // after destroy() (a logout), a new sign-in starts the new session
-    else if (this.#destroyed) return this; // destroy() has unmarked it already
+    if (userId === undefined && this.#destroyed) return this; // destroy() has unmarked it already
+    // A new ID whenever the user changes: an ID never passes from one user to another (or to nobody),
+    // so a list of a user's sessions can never name a session that is someone else's.
+    if (this.#destroyed)
+      this.#revive(); // after destroy() (a logout), a sign-in starts the new session
+    else this.regenerate();
     this.#setHidden(USER_KEY, userId);
     return this;
   }

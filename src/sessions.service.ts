@@ -3,7 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { derivedCsrfSecret } from './crypto/csrf-token.js';
 import { handleOfRequest, handlerName, SessionHandle, type RequestWithHandle } from './session-handle.js';
 import { SESSION_HANDLE, SESSION_STORE, SESSIONS_CONFIG } from './sessions.constants.js';
-import { MAX_USER_ID_LENGTH, type SessionData, type SessionOf as Session } from './session.js';
+import { describeUserId, isUserId, MAX_USER_ID_LENGTH, type SessionData, type SessionOf as Session } from './session.js';
 import { SessionsConfigError, SessionsNotConfiguredError, SessionStoreUnavailableError } from './sessions.errors.js';
 import type { SessionEvent, SessionsConfig } from './sessions.options.js';
 import type { SessionStore, SessionStoreContext, UserSessionEntry, UserSessionIndex } from './stores/session-store.js';
@@ -13,22 +13,24 @@ import { HttpIo, httpPairOf } from './transport/http.js';
 import type { SessionTransport } from './transport/session-transport.js';
 
 /** One of a user's live sessions, as `SessionsService.userSessions()` lists them. */
-export interface UserSessionInfo {
+export interface UserSession {
   readonly createdAt: Date;
-  /** When the session was last saved or had its expiry pushed back (at most once per `touchAfter`). */
+  /** When the session was signed in or last had its expiry moved (which happens at most once per `touchAfter`). */
   readonly lastSeenAt: Date;
   /** When it ends unless it is used again. */
   readonly expiresAt: Date;
   /** It is the session passed in as the current one. */
   readonly current: boolean;
-  /** With `userSessionInfo: { userAgent: true }`: the `User-Agent` of the request that last saved it (at most 512 characters). */
+  /** With `userSessionInfo: { userAgent: true }`: the `User-Agent` of the request that set `lastSeenAt` (at most 512 characters). */
   readonly userAgent?: string;
-  /** With `userSessionInfo: { ip: true }`: the address of the request that last saved it. */
+  /** With `userSessionInfo: { ip: true }`: the address of the request that set `lastSeenAt`. */
   readonly ip?: string;
 }
 
 /** How many times `destroyUserSessions()` looks again for sessions that appeared while it ran. */
 const REVOKE_ROUNDS = 8;
+/** How many sessions `destroyUserSessions()` ends at once. */
+const REVOKE_CONCURRENCY = 16;
 
 /**
  * Loads and saves the sessions of requests. The interceptor uses it; guards and middleware can too:
@@ -102,8 +104,11 @@ export class SessionsService {
    * sessions" page. Pass the request's session to have it marked `current`. Needs a store that keeps
    * an index of users' sessions (in-memory, Redis, PostgreSQL); others throw a `SessionsConfigError`.
    */
-  async userSessions(userId: string, current?: { readonly id: string | undefined }): Promise<UserSessionInfo[]> {
+  async userSessions(userId: string, current?: { readonly id: string | undefined }): Promise<UserSession[]> {
     const index = this.#userIndex('userSessions', userId);
+    if (current !== undefined && !isSessionLike(current)) {
+      throw new TypeError(`SessionsService.userSessions(userId, current): current must be the request's session, or left out`);
+    }
     const entries = await this.#storeCall(() => index.list(userId, this.storeContext));
     const currentId = current?.id;
     return entries
@@ -124,34 +129,68 @@ export class SessionsService {
    * `revoked`. A request still running on one of them cannot bring it back: its save finds the session
    * gone and writes nothing. To end the current session too, call `session.destroy()` in the handler.
    */
-  async destroyUserSessions(userId: string, options: { except?: { readonly id: string | undefined } } = {}): Promise<number> {
+  async destroyUserSessions(userId: string, options: { readonly except?: { readonly id: string | undefined } } = {}): Promise<number> {
     const index = this.#userIndex('destroyUserSessions', userId);
+    if (typeof options !== 'object' || options === null || isSessionLike(options) || Object.keys(options).some((k) => k !== 'except')) {
+      throw new TypeError(
+        'SessionsService.destroyUserSessions(userId, options): options is { except?: session }, such as { except: session } ' +
+          'to keep the current one; a session given in its place would have ended every session',
+      );
+    }
+    if (options.except !== undefined && !isSessionLike(options.except)) {
+      throw new TypeError("SessionsService.destroyUserSessions(userId, { except }): except must be the request's session");
+    }
     const keep = options.except?.id;
     const { store, storeContext: ctx } = this;
     const seen = new Set<string>();
     let ended = 0;
-    // A request regenerating one of these sessions meanwhile lists its new ID before it deletes the old
+    let failure: unknown;
+    // Every entry the index holds, expired or not (another process's clock may still see it live). A
+    // request regenerating one of these sessions meanwhile lists its new ID before it deletes the old
     // one: looking again until nothing new is listed finds it.
-    for (let round = 0; round < REVOKE_ROUNDS; round++) {
-      const entries = (await this.#storeCall(() => index.list(userId, ctx))).filter((e) => e.id !== keep && !seen.has(e.id));
+    for (let round = 0; ; round++) {
+      const entries = (await this.#storeCall(() => index.list(userId, ctx, { ended: true }))).filter(
+        (e) => e.id !== keep && !seen.has(e.id),
+      );
       if (entries.length === 0) break;
-      await Promise.all(
-        entries.map(async (entry) => {
-          seen.add(entry.id);
-          if (await this.#storeCall(() => store.destroy(loadedOf(entry), ctx))) {
+      if (round === REVOKE_ROUNDS) {
+        this.#logger.warn(
+          `destroyUserSessions(): ${entries.length} sessions of the user were signed in while it ran (${REVOKE_ROUNDS} rounds); they remain`,
+        );
+        break;
+      }
+      for (const entry of entries) seen.add(entry.id);
+      // A few at a time: a user with thousands of sessions must not fill the store's queue for everyone.
+      await eachAtMost(REVOKE_CONCURRENCY, entries, async (entry) => {
+        try {
+          if (await store.destroy(loadedOf(entry), ctx)) {
             ended++;
             if (this.config.onEvent) this.emit({ type: 'revoked', id: entry.id, userId, at: Date.now(), req: undefined });
           }
-          await this.#storeCall(() => index.remove(userId, entry.id, ctx));
-        }),
-      );
+        } catch (err) {
+          failure ??= err; // the others are still ended; the call fails once they are done
+          return;
+        }
+        try {
+          await index.remove(userId, entry.id, ctx);
+        } catch (err) {
+          // The session is gone: a listing drops its entry.
+          this.#logger.warn(`destroyUserSessions(): an entry of an ended session could not be removed: ${(err as Error).message}`);
+        }
+      });
+    }
+    if (failure !== undefined) {
+      throw failure instanceof SessionStoreUnavailableError ? this.unavailable(failure) : failure;
     }
     return ended;
   }
 
   #userIndex(method: string, userId: unknown): UserSessionIndex {
-    if (typeof userId !== 'string' || userId.length === 0 || userId.length > MAX_USER_ID_LENGTH) {
-      throw new TypeError(`SessionsService.${method}(userId): a string of 1 to ${MAX_USER_ID_LENGTH} characters; got ${typeof userId}`);
+    if (!isUserId(userId)) {
+      throw new TypeError(
+        `SessionsService.${method}(userId): userId must be what session.setUser() was given, a string of 1 to ${MAX_USER_ID_LENGTH} ` +
+          `characters; got ${describeUserId(userId)} (is anyone signed in?)`,
+      );
     }
     const index = this.store.users;
     if (!index) {
@@ -272,6 +311,20 @@ export function notHttp(context: ExecutionContext): SessionsNotConfiguredError {
   return new SessionsNotConfiguredError(
     `Sessions work in HTTP handlers and in GraphQL resolvers whose context has req and res; ${where} runs in a "${type}" context${hint}`,
   );
+}
+
+/** Runs `work` on every item, at most `limit` at once. */
+async function eachAtMost<T>(limit: number, items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Whether `value` looks like a session (it has an `id`), as `current` and `except` must be. */
+function isSessionLike(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'id' in value && (typeof value.id === 'string' || value.id === undefined);
 }
 
 /** What a store's destroy() needs of a listed session: its ID (and times; no data). */

@@ -139,10 +139,10 @@ export class InMemorySessionStore extends ServerSessionStore implements OnModule
     if (entries.size === 0) this.#users.delete(userId);
   }
 
-  protected override async listUserSessions(userId: string): Promise<UserSessionEntry[]> {
+  protected override async listUserSessions(userId: string, _signal?: AbortSignal, ended = false): Promise<UserSessionEntry[]> {
     const entries = this.#users.get(userId);
     if (!entries) return [];
-    this.#pruneUser(userId, entries, Date.now());
+    if (!ended) this.#pruneUser(userId, entries, Date.now());
     return [...entries.values()];
   }
 

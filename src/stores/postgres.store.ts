@@ -52,7 +52,26 @@ function lockKey(label: string): string {
   return createHash('sha256').update(label).digest().readBigInt64BE().toString();
 }
 
+/**
+ * A name made from the table's name and a suffix, within PostgreSQL's 63 characters: a long table name
+ * is cut and a hash of it added, so that every table name the store takes gives names that fit.
+ */
+function derivedName(tableName: string, suffix: string): string {
+  const name = `${tableName}${suffix}`;
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(tableName).digest('hex').slice(0, 8);
+  return `${tableName.slice(0, 63 - suffix.length - 9)}_${hash}${suffix}`;
+}
+
+/** The table of users' sessions beside `tableName`: `<tableName>_users`, cut and hashed when that would be too long. */
+export function usersTableName(tableName: string): string {
+  return derivedName(tableName, '_users');
+}
+
 function identifier(kind: string, value: unknown): string {
+  if (typeof value === 'string' && value.length > 63) {
+    throw new SessionsConfigError(`PostgresSessionStore: ${kind} must be at most 63 characters (PostgreSQL's limit); got ${value.length}`);
+  }
   if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
     throw new SessionsConfigError(
       `PostgresSessionStore: ${kind} must be letters, digits and "_" (not starting with a digit); got ${JSON.stringify(value)}`,
@@ -72,9 +91,9 @@ export function postgresSessionTableSql(options: { tableName?: string; schemaNam
   const tableName = options.tableName ?? 'sessions';
   const schema = identifier('schemaName', options.schemaName ?? 'public');
   const table = `${schema}.${identifier('tableName', tableName)}`;
-  const index = identifier('index name', `${tableName}_expires_at_idx`);
-  const users = `${schema}.${identifier("table name of users' sessions", `${tableName}_users`)}`;
-  const usersIndex = identifier('index name', `${tableName}_users_expires_at_idx`);
+  const index = identifier('index name', derivedName(tableName, '_expires_at_idx'));
+  const users = `${schema}.${identifier("table name of users' sessions", usersTableName(tableName))}`;
+  const usersIndex = identifier('index name', derivedName(tableName, '_users_expires_at_idx'));
   return [
     `CREATE TABLE IF NOT EXISTS ${table} (`,
     `  id text PRIMARY KEY,`,
@@ -127,6 +146,7 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
     userAdd: string;
     userRemove: string;
     userList: string;
+    userListAll: string;
   };
   /** The table of users' sessions, for messages. */
   readonly #usersTable: string;
@@ -159,7 +179,7 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       throw new SessionsConfigError(`PostgresSessionStore: maxWaiting must be a whole number of at least 1; got ${String(maxWaiting)}`);
     }
     const t = `${identifier('schemaName', schemaName)}.${identifier('tableName', tableName)}`;
-    const u = `${identifier('schemaName', schemaName)}.${identifier("table name of users' sessions", `${tableName}_users`)}`;
+    const u = `${identifier('schemaName', schemaName)}.${identifier("table name of users' sessions", usersTableName(tableName))}`;
     this.#usersTable = u;
     this.#pool = pool;
     listenForErrors(pool, 'PostgresSessionStore');
@@ -199,6 +219,7 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
         `(SELECT 1 FROM ${t} AS s WHERE s.id = u.session_id AND s.expires_at > $2))) ` +
         `SELECT u.session_id, u.created_at, u.last_seen_at, u.expires_at, u.user_agent, u.ip FROM ${u} AS u ` +
         `JOIN ${t} AS s ON s.id = u.session_id WHERE u.user_id = $1 AND u.expires_at > $2 AND s.expires_at > $2 ORDER BY u.created_at`,
+      userListAll: `SELECT session_id, created_at, last_seen_at, expires_at, user_agent, ip FROM ${u} WHERE user_id = $1`,
     };
   }
 
@@ -303,8 +324,10 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
     await this.#usersQuery(this.#sql.userRemove, [userId, id], signal);
   }
 
-  protected override async listUserSessions(userId: string, signal: AbortSignal): Promise<UserSessionEntry[]> {
-    const { rows } = await this.#usersQuery(this.#sql.userList, [userId, new Date()], signal);
+  protected override async listUserSessions(userId: string, signal: AbortSignal, ended: boolean): Promise<UserSessionEntry[]> {
+    const { rows } = ended
+      ? await this.#usersQuery(this.#sql.userListAll, [userId], signal)
+      : await this.#usersQuery(this.#sql.userList, [userId, new Date()], signal);
     return rows.map((row) => ({
       id: String(row.session_id),
       createdAt: (row.created_at as Date).getTime(),

@@ -78,7 +78,9 @@ end
 
 /** ARGV: now (ms), session ID, expiresAt (ms), the entry's JSON. An expiry stored later is kept; both keys live as long as the last entry. */
 const USER_ADD = new RedisScript(`${PRUNE_USER}
-redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
+-- An expiry never moves back (ZADD's GT flag would say it, from Redis 6.2 only).
+local stored = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not stored or tonumber(stored) < tonumber(ARGV[3]) then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2]) end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
@@ -93,8 +95,11 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 `);
 
-/** ARGV: now (ms). Returns ID, expiry, entry JSON, for each entry not expired. */
-const USER_LIST = new RedisScript(`${PRUNE_USER}
+/** ARGV: now (ms), "1" for every entry (nothing pruned). Returns ID, expiry, entry JSON, for each entry. */
+const USER_LIST = new RedisScript(`
+if ARGV[2] ~= '1' then
+${PRUNE_USER}
+end
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local out = {}
 for i = 1, #ids, 2 do
@@ -221,14 +226,15 @@ export class RedisSessionStore extends ServerSessionStore {
     await USER_REMOVE.run(this.#redis, this.userKeys(userId), [id], signal);
   }
 
-  protected override async listUserSessions(userId: string, signal: AbortSignal): Promise<UserSessionEntry[]> {
-    const reply = await USER_LIST.run(this.#redis, this.userKeys(userId), [String(Date.now())], signal);
+  protected override async listUserSessions(userId: string, signal: AbortSignal, ended: boolean): Promise<UserSessionEntry[]> {
+    const reply = await USER_LIST.run(this.#redis, this.userKeys(userId), [String(Date.now()), ended ? '1' : '0'], signal);
     const flat = Array.isArray(reply) ? reply.map(String) : [];
     const entries: UserSessionEntry[] = [];
     for (let i = 0; i + 2 < flat.length; i += 3) {
       const entry = parseEntry(flat[i]!, Number(flat[i + 1]), flat[i + 2]!);
       if (entry) entries.push(entry);
     }
+    if (ended) return entries;
     // Whether each session is still there: its key lives in a slot of its own, so one EXISTS each.
     const live = await Promise.all(
       entries.map(async (entry) => {

@@ -87,7 +87,8 @@ export abstract class ServerSessionStore implements SessionStore {
         ? {
             add: (userId, entry) => this.guard('indexing a session', (signal) => add.call(this, userId, entry, signal)),
             remove: (userId, id) => this.guard('unindexing a session', (signal) => remove.call(this, userId, id, signal)),
-            list: (userId) => this.guard("listing a user's sessions", (signal) => list.call(this, userId, signal)),
+            list: (userId, _ctx, options) =>
+              this.guard("listing a user's sessions", (signal) => list.call(this, userId, signal, options?.ended === true)),
           }
         : undefined;
   }
@@ -118,8 +119,8 @@ export abstract class ServerSessionStore implements SessionStore {
   protected addUserSession?(userId: string, entry: UserSessionEntry, signal: AbortSignal): Promise<void>;
   /** Removes the entry of session `id` from the user's index; not an error when there is none. */
   protected removeUserSession?(userId: string, id: string, signal: AbortSignal): Promise<void>;
-  /** The user's entries whose session is still live. */
-  protected listUserSessions?(userId: string, signal: AbortSignal): Promise<UserSessionEntry[]>;
+  /** The user's entries whose session is still live; with `ended`, every entry held, unpruned and unchecked. */
+  protected listUserSessions?(userId: string, signal: AbortSignal, ended: boolean): Promise<UserSessionEntry[]>;
 
   /**
    * Runs a backend call within the timeout. A failure that is the data's fault (it cannot be serialised)

@@ -68,8 +68,12 @@ export interface UserSessionIndex {
   add(userId: string, entry: UserSessionEntry, ctx: SessionStoreContext): Promise<void>;
   /** Removes the entry of session `id`; not an error when there is none. */
   remove(userId: string, id: string, ctx: SessionStoreContext): Promise<void>;
-  /** The user's entries whose session is still live (the others may be dropped here). */
-  list(userId: string, ctx: SessionStoreContext): Promise<UserSessionEntry[]>;
+  /**
+   * The user's entries whose session is still live (the others may be dropped here). With `ended`, every
+   * entry the index holds, expired or not and without checking its session, for a revocation: a clock
+   * behind the others' could still see a session live that this one takes for expired.
+   */
+  list(userId: string, ctx: SessionStoreContext, options?: { readonly ended?: boolean }): Promise<UserSessionEntry[]>;
 }
 
 /**

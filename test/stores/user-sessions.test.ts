@@ -9,10 +9,12 @@ import {
   InMemorySessionStore,
   MemcachedSessionStore,
   PostgresSessionStore,
+  postgresSessionTableSql,
   RedisSessionStore,
   Session,
   SessionsConfigError,
   SessionsService,
+  TrackedSession,
   type SessionEvent,
   type SessionStore,
 } from '../../src/index.js';
@@ -113,7 +115,8 @@ const prefix = `test:${runId}:users:`;
 
 /** The entries the store itself holds for a user, read from the backend (not through the module). */
 const rawEntries: Record<string, (store: SessionStore, user: string) => Promise<number>> = {
-  memory: async (store, user) => (await store.users!.list(user, undefined as never)).length,
+  // Every entry held, unpruned (a listing would drop those whose session is gone).
+  memory: async (store, user) => (await store.users!.list(user, undefined as never, { ended: true })).length,
   redis: async (store, user) => {
     const [zset, hash] = (store as RedisSessionStore).userKeys(user);
     const [listed, details] = [await redis!.zCard(zset), await redis!.hLen(hash)];
@@ -236,10 +239,10 @@ for (const [name, { skip, make }] of Object.entries(stores)) {
         const revoked = events.filter((e) => e.type === 'revoked');
         expect(revoked.map((e) => (e as { userId: string }).userId)).toEqual([user, user]);
         expect(revoked.every((e) => ids.includes(e.id) && e.req === undefined)).toBe(true);
+        expect(await rawEntries[name]!(store, user)).toBe(1); // before any listing, which would prune
         for (const other of [b!, c!]) expect((await other.get('/account/me')).body).toEqual({ user: null, name: null, note: null });
         expect((await a!.get('/account/me')).body.user).toBe(user);
         expect((await a!.get('/account/sessions')).body).toHaveLength(1);
-        expect(await rawEntries[name]!(store, user)).toBe(1);
       });
 
       it('"log out everywhere" ends every session, this one too', async () => {
@@ -255,15 +258,18 @@ for (const [name, { skip, make }] of Object.entries(stores)) {
         const user = newUser();
         const [a, b] = await signedIn(user, 2);
         await b!.post('/account/logout');
-        expect((await a!.get('/account/sessions')).body).toHaveLength(1);
         expect(await rawEntries[name]!(store, user)).toBe(1);
+        expect((await a!.get('/account/sessions')).body).toHaveLength(1);
       });
 
       it("a session handed to another user, or unmarked, moves off the first user's list", async () => {
         const ann = newUser();
         const bob = newUser();
         const [a, b] = await signedIn(ann, 2);
+        const before = b!.cookie;
         expect((await b!.post(`/account/switch?user=${bob}`)).body).toEqual({ user: bob });
+        expect(b!.cookie).not.toBe(before); // a new ID: an ID never passes from one user to another
+        expect(await rawEntries[name]!(store, ann)).toBe(1);
         expect((await a!.get('/account/sessions')).body).toHaveLength(1);
         expect((await b!.get('/account/sessions')).body).toHaveLength(1);
         await b!.post('/account/switch'); // unmarked
@@ -284,8 +290,8 @@ for (const [name, { skip, make }] of Object.entries(stores)) {
         latches.get('write')!.open();
         const res = await late;
         expect(res.status).toBe(200);
-        expect((await b!.get('/account/me')).body).toEqual({ user: null, name: null, note: null });
         expect(await rawEntries[name]!(store, user)).toBe(1);
+        expect((await b!.get('/account/me')).body).toEqual({ user: null, name: null, note: null });
       });
 
       it('a regenerate in flight on a revoked session does not survive under its new ID', async () => {
@@ -298,9 +304,29 @@ for (const [name, { skip, make }] of Object.entries(stores)) {
         expect((await a!.post('/account/sign-out-others')).body).toEqual({ ended: 1 });
         latches.get('regen')!.open();
         await late;
+        expect(await rawEntries[name]!(store, user)).toBe(1);
         expect((await b!.get('/account/me')).body.user).toBeNull();
         expect((await a!.get('/account/sessions')).body).toHaveLength(1);
+      });
+
+      it('signing in again on the same device replaces its entry', async () => {
+        const user = newUser();
+        const [a] = await signedIn(user, 1);
+        await a!.post(`/account/login?user=${user}`); // regenerate of a marked session
         expect(await rawEntries[name]!(store, user)).toBe(1);
+      });
+
+      it("a session this process takes for expired is still ended: another process's clock may see it live", async () => {
+        const user = newUser();
+        const [a] = await signedIn(user, 1);
+        vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 2 * 86_400_000 });
+        try {
+          await app.get(SessionsService).destroyUserSessions(user);
+        } finally {
+          vi.useRealTimers();
+        }
+        expect((await a!.get('/account/me')).body.user).toBeNull();
+        expect(await rawEntries[name]!(store, user)).toBe(0);
       });
     });
   }
@@ -352,6 +378,86 @@ for (const [name, { skip, make }] of Object.entries(stores)) {
   });
 }
 
+describe.skipIf(!redisUp)('the Redis index of a user', () => {
+  it("names its two keys with one hash tag, the user's ID: one slot on Redis Cluster", async () => {
+    redis ??= await createClient({ socket: { host: '127.0.0.1', port: REDIS_PORT } }).connect();
+    const store = new RedisSessionStore(redis, { prefix });
+    for (const user of ['ann', 'a{b}c', '}{', 'ü'.repeat(100)]) {
+      const tags = store.userKeys(user).map((key) => /\{([^}]*)\}/.exec(key)?.[1]);
+      expect(tags[0]).toBeTruthy();
+      expect(tags[1]).toBe(tags[0]);
+      expect(Buffer.from(tags[0]!, 'base64url').toString('utf8')).toBe(user);
+    }
+  });
+});
+
+describe.skipIf(!pgUp)("the PostgreSQL table of users' sessions", () => {
+  it('postgresSessionTableSql() run again on a database of an earlier release adds it, keeping the sessions', async () => {
+    pool ??= new pg.Pool({ host: '127.0.0.1', port: PG_PORT, user: 'postgres', database: 'test', connectionTimeoutMillis: 2000 });
+    const old = `${table}_old`;
+    try {
+      await pool.query(
+        `CREATE TABLE "${old}" (id text PRIMARY KEY, data jsonb NOT NULL, created_at timestamptz NOT NULL, ` +
+          `refreshed_at timestamptz NOT NULL, expires_at timestamptz NOT NULL); ` +
+          `INSERT INTO "${old}" VALUES ('kept', '{}', now(), now(), now() + interval '1 day')`,
+      );
+      await pool.query(postgresSessionTableSql({ tableName: old }));
+      expect((await pool.query(`SELECT id FROM "${old}"`)).rows).toEqual([{ id: 'kept' }]);
+      expect((await pool.query(`SELECT count(*) AS n FROM "${old}_users"`)).rows[0].n).toBe('0');
+    } finally {
+      await pool.query(`DROP TABLE IF EXISTS "${old}", "${old}_users"`);
+    }
+  });
+
+  it('a table name that fits PostgreSQL still works: the derived names are cut and hashed to fit', async () => {
+    pool ??= new pg.Pool({ host: '127.0.0.1', port: PG_PORT, user: 'postgres', database: 'test', connectionTimeoutMillis: 2000 });
+    const long = `t${runId.replace(/-/g, '_')}_${'x'.repeat(40)}`.slice(0, 63);
+    const store = new PostgresSessionStore(pool, { tableName: long, createTableIfMissing: true, pruneInterval: 0 });
+    const app = await appOn('express')({ secret: SECRET, store }, { controllers: [AccountController], providers: [] });
+    try {
+      const user = newUser();
+      await new Device(app.getHttpServer()).post(`/account/login?user=${user}`);
+      expect(await app.get(SessionsService).userSessions(user)).toHaveLength(1);
+      expect(() => new PostgresSessionStore(pool!, { tableName: 'x'.repeat(64) })).toThrow(/at most 63 characters/);
+    } finally {
+      await app.close();
+      const tables = await pool.query(`SELECT tablename FROM pg_tables WHERE tablename LIKE $1`, [`${long.slice(0, 20)}%`]);
+      for (const { tablename } of tables.rows) await pool.query(`DROP TABLE IF EXISTS "${tablename}"`);
+    }
+  });
+});
+
+for (const [name, { skip }] of Object.entries(stores).filter(([n]) => n !== 'memory')) {
+  describe.skipIf(skip)(`a user with many sessions, with the ${name} store`, () => {
+    it("are all ended without filling the store's queue of calls (maxPending) for everyone else", async () => {
+      redis ??= name === 'redis' ? await createClient({ socket: { host: '127.0.0.1', port: REDIS_PORT } }).connect() : redis;
+      pool ??=
+        name === 'postgres'
+          ? new pg.Pool({ host: '127.0.0.1', port: PG_PORT, user: 'postgres', database: 'test', connectionTimeoutMillis: 2000 })
+          : pool;
+      const store =
+        name === 'redis'
+          ? new RedisSessionStore(redis, { prefix, maxPending: 20 })
+          : new PostgresSessionStore(pool!, { tableName: table, createTableIfMissing: true, pruneInterval: 0, maxPending: 20 });
+      const app = await appOn('express')({ secret: SECRET, store }, { controllers: [AccountController], providers: [] });
+      try {
+        const user = newUser();
+        const ctx = app.get(SessionsService).storeContext;
+        const now = Date.now();
+        const times = { createdAt: now, refreshedAt: now, expiresAt: now + 3_600_000 };
+        for (let i = 0; i < 100; i++) {
+          const { id } = await store.create({ 'nest-sessions:user': user }, times, ctx);
+          await store.users!.add(user, { id, createdAt: now, lastSeenAt: now, expiresAt: times.expiresAt }, ctx);
+        }
+        expect(await app.get(SessionsService).destroyUserSessions(user)).toBe(100);
+        expect(await app.get(SessionsService).userSessions(user)).toEqual([]);
+      } finally {
+        await app.close();
+      }
+    });
+  });
+}
+
 /** An in-memory store whose index calls the test can hold or make fail. */
 class ControlledIndexStore extends InMemorySessionStore {
   /** Called after each listing, before it is returned: the test can hold the caller there. */
@@ -366,6 +472,10 @@ class ControlledIndexStore extends InMemorySessionStore {
     if (this.failAdd) throw new Error('index down');
     return super.addUserSession(...args);
   }
+  /** The stored session, read from the store's own records. */
+  stored(id: string) {
+    return this.read(id);
+  }
 }
 
 for (const platform of PLATFORMS) {
@@ -375,7 +485,8 @@ for (const platform of PLATFORMS) {
     beforeEach(async () => {
       store = new ControlledIndexStore();
       app = await appOn(platform)(
-        { secret: SECRET, store, userSessionInfo: { userAgent: true, ip: true } },
+        // rolling, touchAfter 0: every request moves the expiry, so every one writes the entry first.
+        { secret: SECRET, store, rolling: true, touchAfter: 0, userSessionInfo: { userAgent: true, ip: true } },
         { controllers: [AccountController], providers: [] },
       );
     });
@@ -408,6 +519,42 @@ for (const platform of PLATFORMS) {
       const res = await request(app.getHttpServer()).post(`/account/login?user=${newUser()}`).expect(503);
       expect(setCookies(res)).toEqual([]);
       expect(store.size).toBe(0);
+    });
+
+    it('an entry that cannot be written fails a save that would move the expiry: the session is not written either', async () => {
+      const user = newUser();
+      const a = new Device(app.getHttpServer());
+      await a.post(`/account/login?user=${user}`);
+      const [entry] = await store.users!.list(user, app.get(SessionsService).storeContext);
+      const before = await store.stored(entry!.id);
+      store.failAdd = true;
+      await a.post('/account/slow-write', 503); // a change: the patch path
+      await a.get('/account/me', 503); // no change, rolling: the touch path
+      store.failAdd = false;
+      const after = await store.stored(entry!.id);
+      expect(after!.times).toEqual(before!.times);
+      expect(after!.data.note).toBeUndefined();
+      expect((await a.get('/account/me')).body).toMatchObject({ user, note: null });
+    });
+
+    it('the user agent kept is cut at 512 characters', async () => {
+      const user = newUser();
+      await new Device(app.getHttpServer(), 'A'.repeat(600)).post(`/account/login?user=${user}`);
+      const [entry] = await app.get(SessionsService).userSessions(user);
+      expect(entry?.userAgent).toBe('A'.repeat(512));
+    });
+
+    it('bad arguments are clear errors, and a session passed in place of the options ends nothing', async () => {
+      const user = newUser();
+      await new Device(app.getHttpServer()).post(`/account/login?user=${user}`);
+      const service = app.get(SessionsService);
+      const session = new TrackedSession({}, 'some-id');
+      await expect(service.destroyUserSessions(user, session as never)).rejects.toThrow(/a session given in its place/);
+      await expect(service.destroyUserSessions(user, null as never)).rejects.toThrow(TypeError);
+      await expect(service.destroyUserSessions(user, { except: 'some-id' } as never)).rejects.toThrow(/except must be/);
+      await expect(service.userSessions(undefined as never)).rejects.toThrow(/got undefined \(is anyone signed in\?\)/);
+      await expect(service.userSessions('a\uD800')).rejects.toThrow(/lone surrogate/);
+      expect(await service.userSessions(user)).toHaveLength(1); // nothing was ended
     });
 
     it('with userSessionInfo, entries keep the user agent and address of the request that last saved them', async () => {

@@ -303,6 +303,20 @@ describe('TrackedSession setUser', () => {
     expect(session._pending().restart).toBe(false);
   });
 
+  it('a change of user gives the session a new ID; the same user again, and regenerate(), keep the mark', () => {
+    const session = new TrackedSession({ 'nest-sessions:user': 'u-1' }, 'id');
+    session.regenerate();
+    expect(session.userId).toBe('u-1');
+    session._committed('id-2');
+    session.setUser('u-1');
+    expect(session._pending().regenerate).toBe(false);
+    session.setUser('u-2');
+    expect(session._pending().regenerate).toBe(true);
+    session._committed('id-3');
+    session.setUser(undefined);
+    expect(session._pending().regenerate).toBe(true);
+  });
+
   it('after destroy(), a new user starts a new session', () => {
     const session = new TrackedSession({ 'nest-sessions:user': 'u-1' }, 'id');
     session.destroy();
@@ -313,7 +327,7 @@ describe('TrackedSession setUser', () => {
   });
 
   it('refuses what is no user ID, and cannot be set as a key', () => {
-    for (const bad of ['', 'x'.repeat(257), 42, null, {}]) {
+    for (const bad of ['', 'x'.repeat(257), 'a\uD800', 42, null, {}]) {
       expect(() => new TrackedSession().setUser(bad as string)).toThrow(/a string of 1 to 256 characters/);
     }
     expect(new TrackedSession().setUser('x'.repeat(256)).userId).toHaveLength(256);
