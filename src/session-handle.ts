@@ -389,14 +389,17 @@ export class SessionHandle {
   /** A save after the ones queued before it, for a caller that has asked needsSave() already. */
   queueSave(): Promise<void> {
     this.#unfinishedSaves++;
+    this.service.enter(); // a shutdown waits for it
     const next = this.#saving.then(() => this.#unavailableAs503(this.#saveTold()));
     this.#saving = next.then(
       () => {
         this.#unfinishedSaves--;
+        this.service.leave();
       },
       () => {
         this.#unfinishedSaves--;
         this.#failed = true;
+        this.service.leave();
       },
     );
     return next;

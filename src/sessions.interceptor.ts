@@ -72,7 +72,10 @@ export class SessionsInterceptor implements NestInterceptor {
  */
 function aroundChain(handle: SessionHandle, context: ExecutionContext, next: CallHandler, schema?: StandardSchemaV1): Observable<unknown> {
   handle.adopt(context);
+  const { service } = handle;
   return new Observable<unknown>((subscriber) => {
+    // Counted until the chain and its saves are done: a graceful shutdown waits for it.
+    service.enter();
     let inner: Subscription | undefined;
     /** The last step still waiting on a save, if any. */
     let tail: Promise<void> | undefined;
@@ -120,7 +123,10 @@ function aroundChain(handle: SessionHandle, context: ExecutionContext, next: Cal
       },
       (err: unknown) => subscriber.error(err),
     );
-    return () => inner?.unsubscribe();
+    return () => {
+      service.leave();
+      inner?.unsubscribe();
+    };
   });
 }
 

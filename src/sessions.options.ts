@@ -93,6 +93,12 @@ export interface SessionsModuleOptions {
    * personal data, kept in the store for as long as the session lives.
    */
   userSessionInfo?: { userAgent?: boolean; ip?: boolean };
+  /**
+   * Seconds a shutdown (`app.close()`, or a signal with `enableShutdownHooks()`) waits for requests still
+   * in the sessions interceptor and saves under way, before Nest closes the HTTP server and the store's
+   * client. 0: no wait. Default 10.
+   */
+  shutdownTimeout?: number;
 }
 
 /** What happened to a session, given to the `onEvent` option. `req` is the request it happened in (none for `revoked`). */
@@ -162,6 +168,7 @@ export interface SessionsConfig {
   readonly onEvent?: (event: SessionEvent) => void | Promise<void>;
   readonly schema?: StandardSchemaV1;
   readonly userSessionInfo?: { readonly userAgent: boolean; readonly ip: boolean };
+  readonly shutdownTimeoutMs: number;
 }
 
 const FORROOT = 'SessionsModule.forRoot()';
@@ -346,6 +353,14 @@ function eventOption(input: unknown): SessionsConfig['onEvent'] {
   return input as SessionsConfig['onEvent'];
 }
 
+function shutdownTimeoutOption(input: unknown): number {
+  if (input === undefined) return 10_000;
+  if (typeof input !== 'number' || !Number.isFinite(input) || input < 0 || input > 3600) {
+    fail(`shutdownTimeout must be a number of seconds from 0 to 3600; got ${describe(input)}`);
+  }
+  return Math.round(input * 1000);
+}
+
 function userSessionInfoOption(input: unknown): SessionsConfig['userSessionInfo'] {
   if (input === undefined) return undefined;
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -449,6 +464,7 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     onEvent: eventOption(options.onEvent),
     schema: schemaOption(options.schema),
     userSessionInfo: userSessionInfoOption(options.userSessionInfo),
+    shutdownTimeoutMs: shutdownTimeoutOption(options.shutdownTimeout),
     csrf: csrfFor(options),
     maxAgeMs: Math.round(maxAge * 1000),
     idleTimeoutMs: idleTimeout === undefined ? undefined : Math.round(idleTimeout * 1000),

@@ -1,4 +1,11 @@
-import { Inject, Injectable, Logger, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  ServiceUnavailableException,
+  type BeforeApplicationShutdown,
+  type ExecutionContext,
+} from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { derivedCsrfSecret } from './crypto/csrf-token.js';
 import { handleOfRequest, handlerName, SessionHandle, type RequestWithHandle } from './session-handle.js';
@@ -40,7 +47,7 @@ const REVOKE_CONCURRENCY = 16;
  * ```
  */
 @Injectable()
-export class SessionsService {
+export class SessionsService implements BeforeApplicationShutdown {
   readonly #logger = new Logger('SessionsModule');
   /** @internal */
   readonly io: HttpIo;
@@ -208,6 +215,46 @@ export class SessionsService {
       return await call();
     } catch (err) {
       throw err instanceof SessionStoreUnavailableError ? this.unavailable(err) : err;
+    }
+  }
+
+  /** Requests inside the sessions interceptor, and saves under way: what a shutdown waits for. */
+  #inFlight = 0;
+  /** Called when #inFlight drops to 0, while a shutdown waits. */
+  #drained: (() => void) | undefined;
+
+  /** @internal A request entered the interceptor, or a save started. */
+  enter(): void {
+    this.#inFlight++;
+  }
+
+  /** @internal It left, or the save settled. */
+  leave(): void {
+    if (--this.#inFlight === 0) this.#drained?.();
+  }
+
+  /**
+   * With `app.enableShutdownHooks()` (or `app.close()`): before Nest closes the HTTP server and the
+   * providers' shutdown hooks run (where apps close their Redis clients and pg pools), waits for the
+   * requests in the sessions interceptor and the saves under way to finish, for at most
+   * `shutdownTimeout` seconds. Requests that arrive meanwhile are waited for too.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    const limit = this.config.shutdownTimeoutMs;
+    if (this.#inFlight === 0 || limit === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const drained = new Promise<boolean>((resolve) => {
+      this.#drained = () => resolve(true);
+      timer = setTimeout(() => resolve(false), limit);
+    });
+    const done = await drained;
+    clearTimeout(timer);
+    this.#drained = undefined;
+    if (!done) {
+      this.#logger.warn(
+        `Shutting down with ${this.#inFlight} requests still handling or saving sessions after shutdownTimeout (${limit / 1000} s): ` +
+          `their changes may be lost if the store's client closes now`,
+      );
     }
   }
 

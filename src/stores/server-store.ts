@@ -211,7 +211,7 @@ export abstract class ServerSessionStore implements SessionStore {
         entry.fail(new SessionStoreUnavailableError(`${this.constructor.name}: ${entry.what} took longer than ${this.timeout} ms`));
       }
       slice.calls.clear();
-    }, this.timeout + SLICE_MS);
+    }, this.timeout + SLICE_MS).unref(); // a call under way keeps the process alive through its connection, not this timer
     return (this.#current = slice);
   }
 

@@ -96,6 +96,15 @@ describe('options', () => {
     expect(error({ secret: SECRET, userSessionInfo: { ip: 'yes' } })).toContain('userSessionInfo.ip must be true or false');
   });
 
+  it('shutdownTimeout: seconds from 0 to 3600, default 10', () => {
+    expect(resolveSessionsConfig({ secret: SECRET }).shutdownTimeoutMs).toBe(10_000);
+    expect(resolveSessionsConfig({ secret: SECRET, shutdownTimeout: 0 }).shutdownTimeoutMs).toBe(0);
+    expect(resolveSessionsConfig({ secret: SECRET, shutdownTimeout: 2.5 }).shutdownTimeoutMs).toBe(2500);
+    for (const bad of [-1, NaN, Infinity, 3601, '5']) {
+      expect(error({ secret: SECRET, shutdownTimeout: bad })).toContain('shutdownTimeout must be a number of seconds from 0 to 3600');
+    }
+  });
+
   it('idleTimeout and absoluteTimeout must be positive', () => {
     expect(error({ secret: SECRET, idleTimeout: 0 })).toMatch(/idleTimeout/);
     expect(error({ secret: SECRET, absoluteTimeout: -1 })).toMatch(/absoluteTimeout/);
