@@ -287,7 +287,8 @@ async function main(): Promise<void> {
     await Promise.all([...new Set(servers.map((s) => s.child))].map((child) => stopServer(child)));
     for (const namespace of new Set(namespaces)) {
       if (services.redis) await redisCleaner.clear(oursRedisPrefix(namespace));
-      if (pool) await pool.query(`DROP TABLE IF EXISTS "${oursPgTable(namespace)}", "${oursPgTable(namespace)}_users"`).catch(() => undefined);
+      if (pool)
+        await pool.query(`DROP TABLE IF EXISTS "${oursPgTable(namespace)}", "${oursPgTable(namespace)}_users"`).catch(() => undefined);
     }
     await redisCleaner.close();
     await pool?.end();
