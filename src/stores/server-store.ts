@@ -215,6 +215,11 @@ export abstract class ServerSessionStore implements SessionStore {
     return (this.#current = slice);
   }
 
+  /** Reads a random session ID (there is none) within the timeout: the backend answers, or this rejects with why not. */
+  async ping(): Promise<void> {
+    await this.guard('checking the store', (signal) => this.read(newSessionId(), signal));
+  }
+
   async load(token: string, ctx: SessionStoreContext): Promise<LoadedSession | undefined> {
     const verified = verifySignedId(token, ctx.keyring);
     if (!verified) {

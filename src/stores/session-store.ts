@@ -99,6 +99,11 @@ export interface SessionStore {
    */
   readonly users?: UserSessionIndex;
   /**
+   * Resolves when the store's backend answers, rejects with why it does not: for health checks
+   * (`nest-sessions/health`). Optional; `ServerSessionStore` reads a random session within its timeout.
+   */
+  ping?(ctx: SessionStoreContext): Promise<void>;
+  /**
    * Opens a token. Returns undefined for anything that does not open to a live session (unknown,
    * expired, forged, malformed): never throws for bad input. Throws only when the store itself fails.
    */

@@ -39,12 +39,16 @@ function buildPackage(): void {
   cpSync(`${pkg}/esm`, `${pkg}/cjs`, { recursive: true });
   writeFileSync(`${pkg}/esm/package.json`, JSON.stringify({ type: 'module' }));
   writeFileSync(`${pkg}/cjs/package.json`, JSON.stringify({ type: 'commonjs' }));
+  // The package's own exports and typesVersions, pointing at the declarations built here.
+  const manifest = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as Record<string, unknown>;
+  const here = (value: unknown): unknown => JSON.parse(JSON.stringify(value).replaceAll('./dist/', './'));
   writeFileSync(
     `${pkg}/package.json`,
     JSON.stringify({
       name: 'nest-sessions',
-      types: './cjs/index.d.ts',
-      exports: { '.': { import: { types: './esm/index.d.ts' }, require: { types: './cjs/index.d.ts' } } },
+      types: here(manifest.types),
+      typesVersions: here(manifest.typesVersions),
+      exports: here(manifest.exports),
     }),
   );
 }
