@@ -114,6 +114,19 @@ export function checkTargets(run: Run): TargetCheck[] {
       }
     }
   }
+  for (const platform of ['express', 'fastify'] as Platform[]) {
+    const traced = find(run, platform, 'ours-memory');
+    const untraced = find(run, platform, 'ours-memory-untraced');
+    for (const route of ['read', 'write'] as const) {
+      const x = speedup(traced?.routes[route], untraced?.routes[route]);
+      if (x === undefined) continue;
+      checks.push({
+        target: `${platform}: in-memory ${route === 'read' ? 'GET /read' : 'POST /write'}, telemetry on without an OpenTelemetry SDK vs telemetry: false`,
+        measured: times(x),
+        met: undefined,
+      });
+    }
+  }
   const ours = find(run, 'express', 'ours-redis');
   const es = find(run, 'express', 'express-session-redis');
   const redisVsEs = speedup(ours?.routes.read, es?.routes.read);

@@ -42,6 +42,7 @@ export type Kind =
   | 'ceiling'
   | 'noop-interceptor'
   | 'ours-memory'
+  | 'ours-memory-untraced'
   | 'noop-plus-ours'
   | 'ours-cookie'
   | 'ours-redis'
@@ -74,6 +75,7 @@ export const LABELS: Record<Kind, string> = {
   ceiling: 'no sessions (ceiling)',
   'noop-interceptor': 'no sessions, a global no-op interceptor',
   'ours-memory': 'nest-sessions, in-memory',
+  'ours-memory-untraced': 'nest-sessions, in-memory, telemetry: false',
   'noop-plus-ours': 'a no-op interceptor + nest-sessions, in-memory',
   'ours-cookie': 'nest-sessions, cookie (encrypted)',
   'ours-redis': 'nest-sessions, Redis',
@@ -96,6 +98,7 @@ export const SCENARIOS: Scenario[] = [
       'ceiling',
       'noop-interceptor',
       'ours-memory',
+      'ours-memory-untraced',
       'noop-plus-ours',
       'ours-cookie',
       'ours-redis',
@@ -113,6 +116,7 @@ export const SCENARIOS: Scenario[] = [
       'ceiling',
       'noop-interceptor',
       'ours-memory',
+      'ours-memory-untraced',
       'noop-plus-ours',
       'ours-cookie',
       'ours-redis',
@@ -266,6 +270,7 @@ async function pgPool() {
 async function oursStore(kind: Kind, namespace?: string): Promise<SessionStore> {
   switch (kind) {
     case 'ours-memory':
+    case 'ours-memory-untraced':
       return new InMemorySessionStore({ maxSessions: 1_000_000, sweepInterval: 1 });
     case 'ours-cookie':
       return new CookieSessionStore({ maxChunks: 8 });
@@ -297,7 +302,12 @@ export async function startScenario({ platform, kind, maxAge, namespace }: Scena
     imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore('ours-memory') }));
     controller = OursController;
   } else if (kind.startsWith('ours-')) {
-    imports.push(SessionsModule.forRoot({ secret: SECRET, store: await oursStore(kind, namespace), ...(maxAge ? { maxAge } : {}) }));
+    // Telemetry is on by default; @opentelemetry/api is installed and no SDK is registered, as in an
+    // app that has the API through another package but collects nothing.
+    const telemetry = kind !== 'ours-memory-untraced';
+    imports.push(
+      SessionsModule.forRoot({ secret: SECRET, store: await oursStore(kind, namespace), telemetry, ...(maxAge ? { maxAge } : {}) }),
+    );
     controller = OursController;
   } else if (kind === 'iron-session') {
     iron = await import('iron-session');

@@ -41,8 +41,8 @@ export class SessionStoreHealthIndicator {
         `SessionStoreHealthIndicator.isHealthy(key, { timeout }): a number of milliseconds above 0; got ${String(timeout)}`,
       );
     }
-    const { store, storeContext } = this.sessions;
-    const name = store.constructor.name;
+    const { store: raw, calls: store, storeContext } = this.sessions;
+    const name = raw.constructor.name;
     if (typeof store.ping !== 'function') return indicator.up({ store: name });
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;

@@ -69,6 +69,8 @@ export class SessionHandle {
   #watching = false;
   /** A save failed: the request answered with that error, so unsaved changes are no news. */
   #failed = false;
+  /** The load found the session past its time (by the store, or by the timeouts). */
+  #expiredOnLoad = false;
   /** The anti-forgery checks refused the request: what it changed is not to be saved, nor warned about. */
   #refused = false;
 
@@ -134,7 +136,10 @@ export class SessionHandle {
         warn: (message: unknown, ...rest: unknown[]) => logger.warn(message, ...rest),
         debug: (message: unknown) => this.#debug(String(message)),
       },
-      expired: (id) => this.#emit('expired', id),
+      expired: (id) => {
+        this.#expiredOnLoad = true;
+        this.#emit('expired', id);
+      },
     };
   }
 
@@ -194,7 +199,7 @@ export class SessionHandle {
   }
 
   async #load(): Promise<TrackedSession> {
-    const { transport, store, storeContext, config } = this.service;
+    const { transport, calls: store, storeContext, config, telemetry } = this.service;
     const token = transport.read(this.req);
     let loaded: LoadedSession | undefined;
     if (token !== undefined) {
@@ -204,7 +209,12 @@ export class SessionHandle {
         this.#emit('expired', loaded.id);
         this.#debug('Session token refused: the session is past its idle or absolute timeout');
         loaded = undefined;
+        this.#expiredOnLoad = true;
       }
+    }
+    if (telemetry) {
+      telemetry.loaded(token === undefined ? 'none' : loaded ? 'opened' : 'refused');
+      if (token !== undefined && !loaded) telemetry.tokenRefused(this.#expiredOnLoad ? 'expired' : 'unknown');
     }
     this.#loaded = loaded;
     this.#indexedUser = userOf(loaded?.data);
@@ -276,6 +286,7 @@ export class SessionHandle {
     if (reason === null) return;
     if (context && (Reflect.getMetadata(SKIP_CSRF, context.getHandler()) || Reflect.getMetadata(SKIP_CSRF, context.getClass()))) return;
     this.#debug(`${what} (${this.#route()}): ${reason}`);
+    this.service.telemetry?.csrf(what === 'Request refused' ? 'token' : 'cross-site');
     this.#refused = true;
     throw new ForbiddenException(`${what}: ${reason}`);
   }
@@ -443,6 +454,7 @@ export class SessionHandle {
       sending = true;
       this.#send(outcome, sent, now);
     } catch (err) {
+      if (err instanceof SessionTooLargeError) this.service.telemetry?.tooLarge.add(1);
       if (touching && sending && err instanceof SessionTooLargeError) {
         // A refresh of an unchanged session that no longer fits (a cookie written under a larger limit)
         // is skipped: the client keeps the cookie it has, and the request goes on.
@@ -498,7 +510,7 @@ export class SessionHandle {
 
   /** Deleted even when the response is gone: a logout must end the session on the server. */
   async #destroy(loaded: LoadedSession | undefined): Promise<Outcome> {
-    if (loaded && (await this.service.store.destroy(loaded, this.service.storeContext))) this.#emit('destroyed', loaded.id);
+    if (loaded && (await this.service.calls.destroy(loaded, this.service.storeContext))) this.#emit('destroyed', loaded.id);
     if (loaded) await this.#unindex(this.#indexedUser, loaded.id);
     this.#loaded = undefined;
     return this.#token !== undefined ? { expire: true } : undefined;
@@ -513,7 +525,7 @@ export class SessionHandle {
     sent: boolean,
     now: number,
   ): Promise<Outcome> {
-    const { store, storeContext: ctx, config } = this.service;
+    const { calls: store, storeContext: ctx, config } = this.service;
     const data = session._data();
     if (!regenerate && Object.keys(data).length === 0) {
       // Nothing to keep: a token that did not open is expired, so the client stops sending it.
@@ -565,7 +577,7 @@ export class SessionHandle {
    * until the save has gone through (a session too large for its cookie was never created).
    */
   #emit(type: 'created' | 'regenerated' | 'destroyed' | 'expired', id: string, previousId?: string): void {
-    if (!this.service.config.onEvent) return;
+    if (!this.service.config.onEvent && !this.service.telemetry) return;
     const at = Date.now();
     const req = this.req;
     const event: SessionEvent = type === 'regenerated' ? { type, id, previousId: previousId!, at, req } : { type, id, at, req };
@@ -589,7 +601,7 @@ export class SessionHandle {
     // The user is the one it was loaded with: a change of user is a new ID (setUser regenerates).
     const user = session.userId;
     if (user !== undefined && refresh) await this.#index(user, loaded.id, times);
-    const issued = await this.service.store.update(loaded, patch, session._data(), times, this.service.storeContext);
+    const issued = await this.service.calls.update(loaded, patch, session._data(), times, this.service.storeContext);
     if (!issued) await this.#unindex(user, loaded.id);
     return this.#refreshed(loaded, times, issued, refresh);
   }
@@ -599,7 +611,7 @@ export class SessionHandle {
     const times = refreshedTimes(this.#timing(session), now, loaded.times.createdAt);
     const user = session.userId;
     if (user !== undefined) await this.#index(user, loaded.id, times);
-    const issued = await this.service.store.touch(loaded, session._data(), times, this.service.storeContext);
+    const issued = await this.service.calls.touch(loaded, session._data(), times, this.service.storeContext);
     if (!issued) await this.#unindex(user, loaded.id);
     return this.#refreshed(loaded, times, issued, true);
   }
@@ -609,7 +621,7 @@ export class SessionHandle {
    * ends before the session does, so "log out everywhere" finds every session that can still open.
    */
   async #index(user: string, id: string, times: SessionTimes): Promise<void> {
-    const { store, storeContext } = this.service;
+    const { calls: store, storeContext } = this.service;
     await store.users?.add(user, this.#entry(id, times), storeContext);
   }
 
@@ -618,7 +630,7 @@ export class SessionHandle {
    * left behind if this fails (the session itself is gone), and listings check that their sessions live.
    */
   async #unindex(user: string | undefined, id: string): Promise<void> {
-    const { store, storeContext } = this.service;
+    const { calls: store, storeContext } = this.service;
     if (user === undefined || !store.users) return;
     try {
       await store.users.remove(user, id, storeContext);

@@ -99,6 +99,13 @@ export interface SessionsModuleOptions {
    * client. 0: no wait. Default 10.
    */
   shutdownTimeout?: number;
+  /**
+   * OpenTelemetry spans around store calls and counters (loads, saves, creates, destroys, refused
+   * tokens, too-large sessions, 503s, refused cross-site requests), through `@opentelemetry/api` when
+   * it is installed. Without an OpenTelemetry SDK registered they cost next to nothing. Default true;
+   * false: the module never loads the API.
+   */
+  telemetry?: boolean;
 }
 
 /** What happened to a session, given to the `onEvent` option. `req` is the request it happened in (none for `revoked`). */
@@ -169,6 +176,7 @@ export interface SessionsConfig {
   readonly schema?: StandardSchemaV1;
   readonly userSessionInfo?: { readonly userAgent: boolean; readonly ip: boolean };
   readonly shutdownTimeoutMs: number;
+  readonly telemetry: boolean;
 }
 
 const FORROOT = 'SessionsModule.forRoot()';
@@ -437,6 +445,9 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
   if (options.rolling !== undefined && typeof options.rolling !== 'boolean') {
     fail(`rolling must be true or false; got ${describe(options.rolling)}`);
   }
+  if (options.telemetry !== undefined && typeof options.telemetry !== 'boolean') {
+    fail(`telemetry must be true or false; got ${describe(options.telemetry)}`);
+  }
   // Whole milliseconds: stores take expiries as integers (Redis PEXPIREAT refuses a fraction).
   const ttlMs = Math.round(Math.min(maxAge, idleTimeout ?? Infinity) * 1000);
   let touchAfterMs = Math.min(ttlMs / 10, 60_000);
@@ -465,6 +476,7 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     schema: schemaOption(options.schema),
     userSessionInfo: userSessionInfoOption(options.userSessionInfo),
     shutdownTimeoutMs: shutdownTimeoutOption(options.shutdownTimeout),
+    telemetry: options.telemetry ?? true,
     csrf: csrfFor(options),
     maxAgeMs: Math.round(maxAge * 1000),
     idleTimeoutMs: idleTimeout === undefined ? undefined : Math.round(idleTimeout * 1000),

@@ -5,6 +5,7 @@ import {
   ServiceUnavailableException,
   type BeforeApplicationShutdown,
   type ExecutionContext,
+  type OnModuleInit,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { derivedCsrfSecret } from './crypto/csrf-token.js';
@@ -14,6 +15,7 @@ import { describeUserId, isUserId, MAX_USER_ID_LENGTH, type SessionData, type Se
 import { SessionsConfigError, SessionsNotConfiguredError, SessionStoreUnavailableError } from './sessions.errors.js';
 import type { SessionEvent, SessionsConfig } from './sessions.options.js';
 import type { SessionStore, SessionStoreContext, UserSessionEntry, UserSessionIndex } from './stores/session-store.js';
+import { Telemetry, tracedStore } from './telemetry.js';
 import { CookieTransport } from './transport/cookie.transport.js';
 import { HeaderTransport } from './transport/header.transport.js';
 import { HttpIo, httpPairOf } from './transport/http.js';
@@ -47,7 +49,7 @@ const REVOKE_CONCURRENCY = 16;
  * ```
  */
 @Injectable()
-export class SessionsService implements BeforeApplicationShutdown {
+export class SessionsService implements OnModuleInit, BeforeApplicationShutdown {
   readonly #logger = new Logger('SessionsModule');
   /** @internal */
   readonly io: HttpIo;
@@ -69,6 +71,22 @@ export class SessionsService implements BeforeApplicationShutdown {
     this.storeContext = { keyring: config.keyring, tokenName: this.transport.tokenName, logger: this.#logger };
     const csrfKey = config.keyring.current.csrfKey;
     this.csrfSecretOf = (id) => derivedCsrfSecret(csrfKey, id);
+    this.calls = store;
+  }
+
+  /**
+   * @internal The store as the module calls it: `store` itself, or with telemetry on and
+   * `@opentelemetry/api` installed, `store` with each call in a span and each write counted.
+   */
+  calls: SessionStore;
+  /** @internal The counters, with telemetry on and `@opentelemetry/api` installed. */
+  telemetry: Telemetry | undefined;
+
+  /** Loads `@opentelemetry/api` (an optional peer), unless `telemetry: false`. */
+  async onModuleInit(): Promise<void> {
+    if (!this.config.telemetry || this.telemetry) return;
+    this.telemetry = await Telemetry.load();
+    if (this.telemetry) this.calls = tracedStore(this.store, this.telemetry);
   }
 
   /** @internal The anti-forgery secret of the stored session `id`, under the current key. */
@@ -148,7 +166,7 @@ export class SessionsService implements BeforeApplicationShutdown {
       throw new TypeError("SessionsService.destroyUserSessions(userId, { except }): except must be the request's session");
     }
     const keep = options.except?.id;
-    const { store, storeContext: ctx } = this;
+    const { calls: store, storeContext: ctx } = this;
     const seen = new Set<string>();
     let ended = 0;
     let failure: unknown;
@@ -172,7 +190,7 @@ export class SessionsService implements BeforeApplicationShutdown {
         try {
           if (await store.destroy(loadedOf(entry), ctx)) {
             ended++;
-            if (this.config.onEvent) this.emit({ type: 'revoked', id: entry.id, userId, at: Date.now(), req: undefined });
+            if (this.config.onEvent || this.telemetry) this.emit({ type: 'revoked', id: entry.id, userId, at: Date.now(), req: undefined });
           }
         } catch (err) {
           failure ??= err; // the others are still ended; the call fails once they are done
@@ -199,7 +217,7 @@ export class SessionsService implements BeforeApplicationShutdown {
           `characters; got ${describeUserId(userId)} (is anyone signed in?)`,
       );
     }
-    const index = this.store.users;
+    const index = this.calls.users;
     if (!index) {
       throw new SessionsConfigError(
         `SessionsService.${method}(): the ${this.store.constructor.name} keeps no list of a user's sessions (a cookie store cannot: ` +
@@ -309,6 +327,7 @@ export class SessionsService implements BeforeApplicationShutdown {
    * never passed to the request.
    */
   emit(event: SessionEvent): void {
+    this.telemetry?.event(event.type);
     const listener = this.config.onEvent;
     if (!listener) return;
     const report = (err: unknown) =>
@@ -334,6 +353,7 @@ export class SessionsService implements BeforeApplicationShutdown {
    * the log, at most once every 10 seconds during an outage, with a count of what was not repeated.
    */
   unavailable(err: SessionStoreUnavailableError): ServiceUnavailableException {
+    this.telemetry?.unavailable.add(1);
     const now = Date.now();
     if (now - this.#outageLoggedAt >= 10_000) {
       const more = this.#outageSuppressed ? ` (${this.#outageSuppressed} more since the last report)` : '';
