@@ -26,7 +26,10 @@ interface NodeRedisClient {
 interface NodeRedisCluster {
   sendCommand(firstKey: string, isReadonly: boolean, args: string[], options?: { abortSignal?: AbortSignal }): Promise<unknown>;
   readonly isOpen: boolean;
-  readonly masters: unknown;
+  /** The masters the client routes to, as it last discovered them. */
+  readonly masters: readonly { readonly address: string; readonly client?: Partial<NodeRedisClient> }[];
+  destroy?(): unknown;
+  connect?(): Promise<unknown>;
 }
 
 /** ioredis: `new Redis()` and `new Cluster()`. */
@@ -54,7 +57,7 @@ function unavailable(kind: string, state: string): SessionStoreUnavailableError 
  * the client reconnects works again.
  */
 export function redisCommands(client: unknown, watch?: DeadConnectionWatch): RedisCommands {
-  const commands = clientCommands(client);
+  const commands = clientCommands(client, watch);
   return watch && commands.reset && watch.deadAfterMs > 0 ? watched(commands, watch) : commands;
 }
 
@@ -141,7 +144,7 @@ export function watched(commands: ClientCommands, { deadAfterMs, logger }: DeadC
   };
 }
 
-function clientCommands(client: unknown): ClientCommands {
+function clientCommands(client: unknown, watch?: DeadConnectionWatch): ClientCommands {
   const c = client as Partial<NodeRedisClient & NodeRedisCluster & IoRedisClient> | null;
   if (c && typeof c.call === 'function' && typeof c.status === 'string') {
     const io = c as IoRedisClient;
@@ -157,11 +160,20 @@ function clientCommands(client: unknown): ClientCommands {
   }
   if (c && typeof c.sendCommand === 'function' && 'masters' in c) {
     const cluster = c as NodeRedisCluster;
+    const follow = watch && watch.deadAfterMs > 0 ? followFailovers(cluster, watch.logger) : undefined;
     return {
       kind: 'node-redis cluster',
       command: async (key, args, readonly, signal) => {
-        if (!cluster.isOpen) throw unavailable('node-redis cluster', 'closed');
-        return cluster.sendCommand(key, readonly, args, { abortSignal: signal });
+        if (!cluster.isOpen) {
+          follow?.();
+          throw unavailable('node-redis cluster', 'closed');
+        }
+        try {
+          return await cluster.sendCommand(key, readonly, args, { abortSignal: signal });
+        } catch (err) {
+          if (!isErrorReply(err)) follow?.();
+          throw err;
+        }
       },
     };
   }
@@ -193,6 +205,74 @@ function clientCommands(client: unknown): ClientCommands {
     'RedisSessionStore needs a Redis client: a node-redis v5 client (createClient or createCluster, connected) ' +
       'or an ioredis Redis or Cluster instance',
   );
+}
+
+/** How often, at most, a node-redis cluster's topology is compared with the cluster's own (ms). */
+const TOPOLOGY_CHECK_MS = 1000;
+
+/**
+ * node-redis's cluster client learns of a new topology only from MOVED and ASK replies
+ * (redis/node-redis#2806). When a master dies, its replica takes over, but the client goes on sending
+ * that shard's commands to the dead address, and they fail until the process restarts. So, after a
+ * call fails without a reply from the server (a timeout, a dropped connection), the store asks a
+ * master the client is connected to for the cluster's state and masters (`CLUSTER INFO`, `CLUSTER
+ * SLOTS`), at most once a second and one check at a time. When the cluster is healthy and its masters
+ * are not the client's, the client is reconnected (`destroy()`, then `connect()`, which discovers the
+ * topology from its `rootNodes`); a reconnect that fails is tried again after the next failed call.
+ * Returns the trigger; it never throws and never waits.
+ */
+function followFailovers(cluster: NodeRedisCluster, logger: { warn(message: string): unknown }): () => void {
+  let checking = false;
+  let lastCheck = -Infinity;
+  /** The store closed the client to reconnect it, and the connect has not yet succeeded. */
+  let closedByStore = false;
+  const reconnect = async () => {
+    await cluster.connect!();
+    closedByStore = false;
+  };
+  const check = async () => {
+    if (closedByStore) {
+      if (!cluster.isOpen) await reconnect();
+      return;
+    }
+    const live = cluster.masters.find((m) => m.client?.isReady)?.client;
+    if (!live?.sendCommand) return;
+    const signal = AbortSignal.timeout(TOPOLOGY_CHECK_MS);
+    const info = String(await live.sendCommand(['CLUSTER', 'INFO'], { abortSignal: signal }));
+    if (!info.includes('cluster_state:ok')) return; // a failover under way: look again after the next failure
+    const slots = (await live.sendCommand(['CLUSTER', 'SLOTS'], { abortSignal: signal })) as unknown[];
+    const theirs = new Set(slots.map((range) => masterAddress(range)).filter((a) => a !== undefined));
+    const ours = new Set(cluster.masters.map((m) => m.address));
+    if (theirs.size === 0 || (theirs.size === ours.size && [...theirs].every((a) => ours.has(a)))) return;
+    logger.warn(
+      `RedisSessionStore: the Redis Cluster's masters changed (${[...ours].filter((a) => !theirs.has(a)).join(', ') || 'none'} gone, ` +
+        `${[...theirs].filter((a) => !ours.has(a)).join(', ') || 'none'} new) and the node-redis cluster client had not noticed; reconnecting it`,
+    );
+    closedByStore = true;
+    await cluster.destroy!();
+    await reconnect();
+  };
+  return () => {
+    const now = Date.now();
+    if (checking || now - lastCheck < TOPOLOGY_CHECK_MS || typeof cluster.connect !== 'function' || typeof cluster.destroy !== 'function') {
+      return;
+    }
+    checking = true;
+    lastCheck = now;
+    check()
+      .catch(() => undefined) // the next failed call looks again
+      .finally(() => {
+        checking = false;
+        lastCheck = Date.now();
+      });
+  };
+}
+
+/** `host:port` of a `CLUSTER SLOTS` range's master: `[start, end, [host, port, id, ...], ...replicas]`. */
+function masterAddress(range: unknown): string | undefined {
+  const master = Array.isArray(range) ? (range[2] as unknown) : undefined;
+  if (!Array.isArray(master) || master.length < 2) return undefined;
+  return `${String(master[0])}:${String(master[1])}`;
 }
 
 /** A Lua script, sent by SHA1 and loaded on the first NOSCRIPT (a restarted or failed-over server). */
