@@ -15,6 +15,21 @@ export interface PgClientLike {
   query(text: string, values?: unknown[]): Promise<PgResult>;
   /** With an error, the pool destroys the connection instead of reusing it. */
   release(err?: Error | boolean): void;
+  on?(event: 'error', listener: (err: Error) => void): unknown;
+  removeListener?(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/**
+ * A connection checked out of a pg Pool has no 'error' listener: the pool listens only while it is idle.
+ * A server that ends the connection (a restart, `pg_terminate_backend`) while it is checked out but not
+ * running a query, as when the notice arrives in the same packet as the last reply, makes pg emit
+ * 'error' on it, which would end the process. So it is listened to while the store holds it; pg marks
+ * it unusable and the pool drops it on release. What failed is the query's to report, or nobody's.
+ */
+function checkedOut(client: PgClientLike): () => void {
+  const ignore = () => undefined;
+  client.on?.('error', ignore);
+  return () => void client.removeListener?.('error', ignore);
 }
 
 /** What the store needs of a `pg` Pool (the package is an optional peer, never imported here). */
@@ -373,10 +388,12 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       client.release(); // arrived after the caller gave up: unused, so still healthy
       throw new SessionStoreUnavailableError('PostgresSessionStore: gave up before a connection was free');
     }
+    const returned = checkedOut(client);
     let destroyed = false;
     const abandon = () => {
       destroyed = true;
       client.release(new Error('nest-sessions: the query outlasted the store timeout'));
+      returned();
     };
     signal.addEventListener('abort', abandon, { once: true });
     try {
@@ -389,7 +406,10 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       throw err;
     } finally {
       signal.removeEventListener('abort', abandon);
-      if (!destroyed) client.release();
+      if (!destroyed) {
+        client.release();
+        returned();
+      }
     }
   }
 
@@ -408,6 +428,7 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
   /** CREATE ... IF NOT EXISTS still races in PostgreSQL: instances starting together take turns under a lock. */
   async #createTableOnce(): Promise<void> {
     const client = await this.#pool.connect();
+    const returned = checkedOut(client);
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#createLockKey]);
@@ -418,6 +439,7 @@ export class PostgresSessionStore extends ServerSessionStore implements OnModule
       throw err;
     } finally {
       client.release();
+      returned();
     }
   }
 

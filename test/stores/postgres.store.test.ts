@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -104,6 +105,27 @@ describe.skipIf(!up)('PostgresSessionStore', () => {
         await proxy.up();
       }
     });
+  });
+
+  it('survives the server ending a connection in the packet that answered its query (a restart under load)', async () => {
+    // pg then emits 'error' on a connection the store holds and is not querying with: without a
+    // listener there, the process ends (an uncaught 'error' event), as it did during a restart.
+    const terminating = new TerminatingProxy(PG_PORT);
+    const port = await terminating.up();
+    const backend = await make({ port });
+    const ctx = { keyring: new Keyring([SECRET]), tokenName: 'session', logger: new RecordingLogger() as never };
+    try {
+      const now = Date.now();
+      const { token } = await backend.store.create({ user: 'ann' }, { createdAt: now, refreshedAt: now, expiresAt: now + 60_000 }, ctx);
+      terminating.arm();
+      expect((await backend.store.load(token, ctx))?.data).toEqual({ user: 'ann' });
+      expect(terminating.terminated).toBe(1);
+      // The pool dropped the ended connection: the next call opens a new one.
+      expect((await backend.store.load(token, ctx))?.data).toEqual({ user: 'ann' });
+    } finally {
+      await backend.close();
+      await terminating.down();
+    }
   });
 
   describe('table, pruning and options', () => {
@@ -290,3 +312,68 @@ describe('PostgresSessionStore and the pool it is given', () => {
     }
   });
 });
+
+/**
+ * Passes PostgreSQL's protocol through; once armed, it appends to the next reply that ends with
+ * ReadyForQuery the FATAL "terminating connection due to administrator command" (57P01) a server sends
+ * when it shuts down, in the same write, then closes the connection.
+ */
+class TerminatingProxy {
+  #server: net.Server | undefined;
+  readonly #sockets = new Set<net.Socket>();
+  #armed = false;
+  terminated = 0;
+
+  constructor(private readonly targetPort: number) {}
+
+  arm(): void {
+    this.#armed = true;
+  }
+
+  async up(): Promise<number> {
+    const server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        this.#sockets.add(socket);
+        socket.on('close', () => this.#sockets.delete(socket));
+        socket.on('error', () => socket.destroy());
+      }
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => {
+        const endsReady = chunk.length >= 6 && chunk[chunk.length - 6] === 0x5a && chunk.readInt32BE(chunk.length - 5) === 5;
+        if (!this.#armed || !endsReady) return void client.write(chunk);
+        this.#armed = false;
+        this.terminated++;
+        client.end(Buffer.concat([chunk, fatal57P01()]));
+        upstream.destroy();
+      });
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    this.#server = server;
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  async down(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#server?.close(() => resolve()) ?? resolve());
+  }
+}
+
+/** An ErrorResponse message: severity FATAL, code 57P01. */
+function fatal57P01(): Buffer {
+  const fields = Buffer.concat(
+    [
+      ['S', 'FATAL'],
+      ['V', 'FATAL'],
+      ['C', '57P01'],
+      ['M', 'terminating connection due to administrator command'],
+    ].map(([type, text]) => Buffer.from(`${type}${text}\0`)),
+  );
+  const body = Buffer.concat([fields, Buffer.from([0])]);
+  const header = Buffer.alloc(5);
+  header.write('E', 0);
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
+}
