@@ -70,6 +70,9 @@ class LocalCluster {
             // A master silent for a second is failed over to its replica.
             '--cluster-node-timeout',
             '1000',
+            // Replicas sync as soon as they connect (the default waits 5 s for more replicas).
+            '--repl-diskless-sync-delay',
+            '0',
           ],
           { stdio: 'ignore' },
         ),
@@ -99,6 +102,13 @@ class LocalCluster {
         const info = spawnSync('redis-cli', ['-p', String(port), 'cluster', 'info']).stdout.toString();
         if (!info.includes('cluster_state:ok')) throw new Error(`node ${port}: cluster not ok`);
       }, 20_000);
+    }
+    // Every replica has finished its first sync: a write from now on reaches it.
+    for (const port of this.ports) {
+      await eventually(async () => {
+        const info = spawnSync('redis-cli', ['-p', String(port), 'info', 'replication']).stdout.toString();
+        if (!info.includes('role:master') && !info.includes('master_link_status:up')) throw new Error(`replica ${port} not in sync`);
+      }, 30_000);
     }
   }
 
