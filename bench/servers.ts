@@ -17,9 +17,16 @@ export function reachable(port: number): Promise<boolean> {
   });
 }
 
-/** Starts a scenario's server in its own process (with Node's `execArgv`) and waits for its port. */
-export function startServer(scenario: Scenario, execArgv: string[] = []): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(join(here, 'server.js'), [JSON.stringify(scenario)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/**
+ * Starts a scenario's server in its own process (with Node's `execArgv`) and waits for its port. `script`:
+ * another build's server.js (an A/B run against an older commit); default this build's.
+ */
+export function startServer(
+  scenario: Scenario,
+  execArgv: string[] = [],
+  script = join(here, 'server.js'),
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(script, [JSON.stringify(scenario)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error('the server did not start within 30 s'))), 30_000);
     child.once('message', (message: { port?: number; error?: string }) => {
