@@ -115,6 +115,16 @@ export class SessionHandle {
     });
   }
 
+  /** @internal Runs `done` once the response has closed (sent, or its connection gone); at once if it has, or cannot tell. */
+  whenClosed(done: () => void): void {
+    const raw = ((this.res as { raw?: unknown }).raw ?? this.res) as {
+      closed?: boolean;
+      once?: (event: 'close', f: () => void) => unknown;
+    };
+    if (raw.closed === false && typeof raw.once === 'function') raw.once('close', done);
+    else done();
+  }
+
   /** Whether this request logged its debug line: what a client sends is worth one line at most. */
   #loggedDebug = false;
 
@@ -400,17 +410,17 @@ export class SessionHandle {
   /** A save after the ones queued before it, for a caller that has asked needsSave() already. */
   queueSave(): Promise<void> {
     this.#unfinishedSaves++;
-    this.service.enter(); // a shutdown waits for it
+    const counted = this.service.enter(true); // a shutdown waits for it
     const next = this.#saving.then(() => this.#unavailableAs503(this.#saveTold()));
     this.#saving = next.then(
       () => {
         this.#unfinishedSaves--;
-        this.service.leave();
+        this.service.leave(counted, true);
       },
       () => {
         this.#unfinishedSaves--;
         this.#failed = true;
-        this.service.leave();
+        this.service.leave(counted, true);
       },
     );
     return next;

@@ -74,8 +74,8 @@ function aroundChain(handle: SessionHandle, context: ExecutionContext, next: Cal
   handle.adopt(context);
   const { service } = handle;
   return new Observable<unknown>((subscriber) => {
-    // Counted until the chain and its saves are done: a graceful shutdown waits for it.
-    service.enter();
+    // Counted until the response has gone out (or the connection closed): a graceful shutdown waits for it.
+    const counted = service.enter(false);
     let inner: Subscription | undefined;
     /** The last step still waiting on a save, if any. */
     let tail: Promise<void> | undefined;
@@ -124,7 +124,8 @@ function aroundChain(handle: SessionHandle, context: ExecutionContext, next: Cal
       (err: unknown) => subscriber.error(err),
     );
     return () => {
-      service.leave();
+      // Nest writes the response after the chain completes, outer interceptors and filters first.
+      if (counted) handle.whenClosed(() => service.leave(true, false));
       inner?.unsubscribe();
     };
   });

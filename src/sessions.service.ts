@@ -236,28 +236,41 @@ export class SessionsService implements OnModuleInit, BeforeApplicationShutdown 
     }
   }
 
-  /** Requests inside the sessions interceptor, and saves under way: what a shutdown waits for. */
+  /** Requests in the sessions interceptor (until their response closed), and saves under way, begun before any shutdown. */
   #inFlight = 0;
+  /** Of those, the saves queued by `session.save()` and the compatibility layers. */
+  #savesInFlight = 0;
+  /** A shutdown began: what starts from now on is not waited for. */
+  #shuttingDown = false;
   /** Called when #inFlight drops to 0, while a shutdown waits. */
   #drained: (() => void) | undefined;
 
-  /** @internal A request entered the interceptor, or a save started. */
-  enter(): void {
+  /**
+   * @internal A request entered the interceptor (`save` false), or a save started. Returns whether it
+   * counts: only what began before a shutdown is waited for. Pass the answer to leave().
+   */
+  enter(save: boolean): boolean {
+    if (this.#shuttingDown) return false;
     this.#inFlight++;
+    if (save) this.#savesInFlight++;
+    return true;
   }
 
-  /** @internal It left, or the save settled. */
-  leave(): void {
+  /** @internal It left (its response closed), or the save settled. */
+  leave(counted: boolean, save: boolean): void {
+    if (!counted) return;
+    if (save) this.#savesInFlight--;
     if (--this.#inFlight === 0) this.#drained?.();
   }
 
   /**
    * With `app.enableShutdownHooks()` (or `app.close()`): before Nest closes the HTTP server and the
    * providers' shutdown hooks run (where apps close their Redis clients and pg pools), waits for the
-   * requests in the sessions interceptor and the saves under way to finish, for at most
-   * `shutdownTimeout` seconds. Requests that arrive meanwhile are waited for too.
+   * requests that were in the sessions interceptor when the shutdown began to have their responses
+   * sent, and for the saves under way then, for at most `shutdownTimeout` seconds.
    */
   async beforeApplicationShutdown(): Promise<void> {
+    this.#shuttingDown = true;
     const limit = this.config.shutdownTimeoutMs;
     if (this.#inFlight === 0 || limit === 0) return;
     let timer: NodeJS.Timeout | undefined;
@@ -269,9 +282,12 @@ export class SessionsService implements OnModuleInit, BeforeApplicationShutdown 
     clearTimeout(timer);
     this.#drained = undefined;
     if (!done) {
+      const saves = this.#savesInFlight;
+      const requests = this.#inFlight - saves;
       this.#logger.warn(
-        `Shutting down with ${this.#inFlight} requests still handling or saving sessions after shutdownTimeout (${limit / 1000} s): ` +
-          `their changes may be lost if the store's client closes now`,
+        `Shutting down after shutdownTimeout (${limit / 1000} s) with ${requests} request(s) not yet answered and ${saves} save(s) ` +
+          `under way: their session changes may be lost when the store's client closes. Raise shutdownTimeout, or look for ` +
+          `handlers that take @Session() and answer slowly or never (server-sent events, long polls)`,
       );
     }
   }

@@ -73,6 +73,11 @@ export class InMemorySessionStore extends ServerSessionStore implements OnModule
     this.close();
   }
 
+  /** Again after the shutdown's wait: a session created by a request that was still in flight started the sweep anew. */
+  onApplicationShutdown(): void {
+    this.close();
+  }
+
   protected async read(id: string): Promise<StoredSession | undefined> {
     const expired = this.#records.get(id);
     const record = this.#live(id);

@@ -7,15 +7,20 @@ import {
   Post,
   Query,
   type BeforeApplicationShutdown,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
   type INestApplication,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { createClient } from 'redis';
+import { mergeMap, toArray, type Observable } from 'rxjs';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RedisSessionStore, Session, SessionsModule } from '../../src/index.js';
+import { RedisSessionStore, Session, SessionsModule, SessionsService } from '../../src/index.js';
 import { Latch, PLATFORMS, RecordingLogger, SECRET, sessionCookie, type Platform } from '../fixtures/app.js';
 import { deleteRunKeys, REDIS_PORT, requireServer, runId } from '../stores/services.js';
 
@@ -72,7 +77,28 @@ class RedisModule implements OnApplicationShutdown {
   }
 }
 
-async function start(platform: Platform, logger: RecordingLogger | false, shutdownTimeout?: number): Promise<INestApplication> {
+/** Holds the answer of the chain inside it, once that chain has completed, until released. */
+class HoldingInterceptor implements NestInterceptor {
+  readonly holding = new Latch();
+  readonly release = new Latch();
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(
+      toArray(),
+      mergeMap(async ([value]) => {
+        this.holding.open();
+        await this.release.wait;
+        return value;
+      }),
+    );
+  }
+}
+
+async function start(
+  platform: Platform,
+  logger: RecordingLogger | false,
+  shutdownTimeout?: number,
+  outer?: NestInterceptor,
+): Promise<INestApplication> {
   @Module({
     imports: [
       RedisModule,
@@ -87,7 +113,7 @@ async function start(platform: Platform, logger: RecordingLogger | false, shutdo
       }),
     ],
     controllers: [SlowController],
-    providers: [ShutdownProbe],
+    providers: [ShutdownProbe, ...(outer ? [{ provide: APP_INTERCEPTOR, useValue: outer }] : [])],
   })
   class AppModule {}
   const ref = await Test.createTestingModule({ imports: [AppModule] }).compile();
@@ -153,9 +179,67 @@ for (const platform of PLATFORMS) {
         );
       await held.get(key)!.arrived.wait;
       await app.close(); // returns although the request never finished
-      expect(logger.messages('warn').join('\n')).toMatch(/Shutting down with 1 requests still handling or saving sessions/);
+      expect(logger.messages('warn').join('\n')).toMatch(
+        /Shutting down after shutdownTimeout \(0\.2 s\) with 1 request\(s\) not yet answered and 0 save\(s\) under way: .*Raise shutdownTimeout/,
+      );
       held.get(key)!.release.open();
       expect(await stuck).toBe('cut off');
+    });
+
+    it('waits until the response of a request in flight has gone out, not only until its chain completed', async () => {
+      // An interceptor outside the sessions interceptor holds the answer after the session was saved.
+      const outer = new HoldingInterceptor();
+      const app = await start(platform, false, 3600, outer);
+      try {
+        const key = `${platform}-${runId}-late`;
+        const order: string[] = [];
+        const response = request(app.getHttpServer())
+          .post(`/write?key=${key}`)
+          .then((res) => res);
+        await outer.holding.wait; // the chain inside it has completed, the session saved
+        // The step of app.close() that waits, called by itself: it must not end before the answer has gone out.
+        const waiting = app
+          .get(SessionsService)
+          .beforeApplicationShutdown()
+          .then(() => order.push('wait over'));
+        await null; // a wait that had nothing to wait for would have ended by now
+        order.push('released');
+        outer.release.open();
+        const res = await response;
+        await waiting;
+        expect(order).toEqual(['released', 'wait over']);
+        expect(res.status).toBe(201);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('does not wait for requests that arrive once the shutdown has begun', async () => {
+      const app = await start(platform, false, 3600);
+      await app.listen(0, '127.0.0.1');
+      const url = await app.getUrl();
+      const first = `${platform}-${runId}-first`;
+      const later = `${platform}-${runId}-later`;
+      for (const key of [first, later]) held.set(key, { arrived: new Latch(), release: new Latch() });
+      const firstDone = request(url)
+        .post(`/write?key=${first}`)
+        .then((res) => res.status);
+      await held.get(first)!.arrived.wait;
+      const closing = app.close();
+      await app.get(ShutdownProbe).reached.wait;
+      // Arrives during the wait and is held for good: were it waited for, close() would wait an hour.
+      const laterDone = request(url)
+        .post(`/write?key=${later}`)
+        .then(
+          (res) => res.status,
+          () => 'cut off',
+        );
+      await held.get(later)!.arrived.wait;
+      held.get(first)!.release.open();
+      expect(await firstDone).toBe(201);
+      await closing;
+      expect(await laterDone).toBe('cut off');
+      held.get(later)!.release.open();
     });
 
     it('leaves no timer or handle of its own open after close()', async () => {
