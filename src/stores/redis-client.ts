@@ -10,6 +10,8 @@ export interface RedisCommands {
   readonly kind: string;
   /** Sends one command about `key` (clusters route by it). */
   command(key: string, args: string[], readonly: boolean, signal: AbortSignal): Promise<unknown>;
+  /** Stops whatever the store does to the client by itself (following a cluster's failovers): the app is closing it. */
+  stop?(): void;
 }
 
 /** node-redis v5: `createClient()`. */
@@ -165,16 +167,17 @@ function clientCommands(client: unknown, watch?: DeadConnectionWatch): ClientCom
       kind: 'node-redis cluster',
       command: async (key, args, readonly, signal) => {
         if (!cluster.isOpen) {
-          follow?.();
+          follow?.trigger();
           throw unavailable('node-redis cluster', 'closed');
         }
         try {
           return await cluster.sendCommand(key, readonly, args, { abortSignal: signal });
         } catch (err) {
-          if (!isErrorReply(err)) follow?.();
+          if (!isErrorReply(err)) follow?.trigger();
           throw err;
         }
       },
+      stop: follow?.stop,
     };
   }
   if (c && typeof c.sendCommand === 'function' && typeof c.isReady === 'boolean') {
@@ -219,31 +222,50 @@ const TOPOLOGY_CHECK_MS = 1000;
  * SLOTS`), at most once a second and one check at a time. When the cluster is healthy and its masters
  * are not the client's, the client is reconnected (`destroy()`, then `connect()`, which discovers the
  * topology from its `rootNodes`); a reconnect that fails is tried again after the next failed call.
- * Returns the trigger; it never throws and never waits.
+ * The masters are asked in random order, the next when one does not answer: a master that hangs
+ * cannot stop the check. Once stopped (the app is shutting down), the client is never reopened.
+ * Returns the trigger, which never throws and never waits, and the stop.
  */
-function followFailovers(cluster: NodeRedisCluster, logger: { warn(message: string): unknown }): () => void {
+function followFailovers(cluster: NodeRedisCluster, logger: { warn(message: string): unknown }): { trigger: () => void; stop: () => void } {
   let checking = false;
   let lastCheck = -Infinity;
+  let stopped = false;
   /** The store closed the client to reconnect it, and the connect has not yet succeeded. */
   let closedByStore = false;
   const reconnect = async () => {
     await cluster.connect!();
     closedByStore = false;
+    // The app began closing while the store reconnected: it closes a client it believes open.
+    if (stopped) await cluster.destroy!();
+  };
+  /** The cluster's masters as a connected master sees them, once the cluster is healthy; undefined otherwise. */
+  const clusterMasters = async (): Promise<Set<string> | undefined> => {
+    const ready = cluster.masters.filter((m) => m.client?.isReady && typeof m.client.sendCommand === 'function');
+    for (let i = ready.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [ready[i], ready[j]] = [ready[j]!, ready[i]!];
+    }
+    for (const { client } of ready) {
+      try {
+        const signal = AbortSignal.timeout(TOPOLOGY_CHECK_MS);
+        const info = String(await client!.sendCommand!(['CLUSTER', 'INFO'], { abortSignal: signal }));
+        if (!info.includes('cluster_state:ok')) return undefined; // a failover under way: look again after the next failure
+        const slots = (await client!.sendCommand!(['CLUSTER', 'SLOTS'], { abortSignal: signal })) as unknown[];
+        return new Set(slots.map((range) => masterAddress(range)).filter((a) => a !== undefined));
+      } catch {
+        // this master did not answer: ask the next
+      }
+    }
+    return undefined;
   };
   const check = async () => {
     if (closedByStore) {
       if (!cluster.isOpen) await reconnect();
       return;
     }
-    const live = cluster.masters.find((m) => m.client?.isReady)?.client;
-    if (!live?.sendCommand) return;
-    const signal = AbortSignal.timeout(TOPOLOGY_CHECK_MS);
-    const info = String(await live.sendCommand(['CLUSTER', 'INFO'], { abortSignal: signal }));
-    if (!info.includes('cluster_state:ok')) return; // a failover under way: look again after the next failure
-    const slots = (await live.sendCommand(['CLUSTER', 'SLOTS'], { abortSignal: signal })) as unknown[];
-    const theirs = new Set(slots.map((range) => masterAddress(range)).filter((a) => a !== undefined));
+    const theirs = await clusterMasters();
     const ours = new Set(cluster.masters.map((m) => m.address));
-    if (theirs.size === 0 || (theirs.size === ours.size && [...theirs].every((a) => ours.has(a)))) return;
+    if (stopped || !theirs?.size || (theirs.size === ours.size && [...theirs].every((a) => ours.has(a)))) return;
     logger.warn(
       `RedisSessionStore: the Redis Cluster's masters changed (${[...ours].filter((a) => !theirs.has(a)).join(', ') || 'none'} gone, ` +
         `${[...theirs].filter((a) => !ours.has(a)).join(', ') || 'none'} new) and the node-redis cluster client had not noticed; reconnecting it`,
@@ -252,9 +274,15 @@ function followFailovers(cluster: NodeRedisCluster, logger: { warn(message: stri
     await cluster.destroy!();
     await reconnect();
   };
-  return () => {
+  const trigger = () => {
     const now = Date.now();
-    if (checking || now - lastCheck < TOPOLOGY_CHECK_MS || typeof cluster.connect !== 'function' || typeof cluster.destroy !== 'function') {
+    if (
+      stopped ||
+      checking ||
+      now - lastCheck < TOPOLOGY_CHECK_MS ||
+      typeof cluster.connect !== 'function' ||
+      typeof cluster.destroy !== 'function'
+    ) {
       return;
     }
     checking = true;
@@ -265,6 +293,12 @@ function followFailovers(cluster: NodeRedisCluster, logger: { warn(message: stri
         checking = false;
         lastCheck = Date.now();
       });
+  };
+  return {
+    trigger,
+    stop: () => {
+      stopped = true;
+    },
   };
 }
 

@@ -161,6 +161,14 @@ export class RedisSessionStore extends ServerSessionStore {
     this.#prefix = prefix;
   }
 
+  /**
+   * Nest calls this once the app has stopped serving, before or after the app's own hook closes the
+   * client: from then on the store never reconnects the client by itself (see redis-client.ts).
+   */
+  onApplicationShutdown(): void {
+    this.#redis.stop?.();
+  }
+
   /** The Redis key of a session ID. */
   key(id: string): string {
     return this.#prefix + id;
