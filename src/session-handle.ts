@@ -296,7 +296,8 @@ export class SessionHandle {
     if (reason === null) return;
     if (context && (Reflect.getMetadata(SKIP_CSRF, context.getHandler()) || Reflect.getMetadata(SKIP_CSRF, context.getClass()))) return;
     this.#debug(`${what} (${this.#route()}): ${reason}`);
-    this.service.telemetry?.csrf(what === 'Request refused' ? 'token' : 'cross-site');
+    // Once per request, whichever of its callers (guards, resolvers) was refused first.
+    if (!this.#refused) this.service.telemetry?.csrf(what === 'Request refused' ? 'token' : 'cross-site');
     this.#refused = true;
     throw new ForbiddenException(`${what}: ${reason}`);
   }

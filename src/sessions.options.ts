@@ -102,8 +102,8 @@ export interface SessionsModuleOptions {
   /**
    * OpenTelemetry spans around store calls and counters (loads, saves, creates, destroys, refused
    * tokens, too-large sessions, 503s, refused cross-site requests), through `@opentelemetry/api` when
-   * it is installed. Without an OpenTelemetry SDK registered they cost next to nothing. Default true;
-   * false: the module never loads the API.
+   * it is installed. Without an OpenTelemetry SDK registered they cost next to nothing. Default: on
+   * when the package is installed; true: a warning when it is not; false: the module never loads it.
    */
   telemetry?: boolean;
 }
@@ -176,7 +176,8 @@ export interface SessionsConfig {
   readonly schema?: StandardSchemaV1;
   readonly userSessionInfo?: { readonly userAgent: boolean; readonly ip: boolean };
   readonly shutdownTimeoutMs: number;
-  readonly telemetry: boolean;
+  /** Undefined: on when `@opentelemetry/api` is installed. */
+  readonly telemetry: boolean | undefined;
 }
 
 const FORROOT = 'SessionsModule.forRoot()';
@@ -476,7 +477,7 @@ export function resolveSessionsConfig(input: SessionsModuleOptions | string | re
     schema: schemaOption(options.schema),
     userSessionInfo: userSessionInfoOption(options.userSessionInfo),
     shutdownTimeoutMs: shutdownTimeoutOption(options.shutdownTimeout),
-    telemetry: options.telemetry ?? true,
+    telemetry: options.telemetry,
     csrf: csrfFor(options),
     maxAgeMs: Math.round(maxAge * 1000),
     idleTimeoutMs: idleTimeout === undefined ? undefined : Math.round(idleTimeout * 1000),

@@ -84,8 +84,8 @@ export class SessionsService implements OnModuleInit, BeforeApplicationShutdown 
 
   /** Loads `@opentelemetry/api` (an optional peer), unless `telemetry: false`. */
   async onModuleInit(): Promise<void> {
-    if (!this.config.telemetry || this.telemetry) return;
-    this.telemetry = await Telemetry.load();
+    if (this.config.telemetry === false || this.telemetry) return;
+    this.telemetry = await Telemetry.load(this.#logger, this.config.telemetry === true);
     if (this.telemetry) this.calls = tracedStore(this.store, this.telemetry);
   }
 

@@ -12,12 +12,27 @@ const SCOPE = 'nest-sessions';
  * module never sees the difference. Nothing here is built without the package, or with `telemetry: false`.
  */
 export class Telemetry {
-  /** The API, if the package can be loaded; undefined otherwise (no error: it is optional). */
-  static async load(): Promise<Telemetry | undefined> {
+  /**
+   * The API, if the package can be loaded; undefined otherwise. Its absence is no error (it is an
+   * optional peer), unless `telemetry: true` asked for it; any other failure to load it is logged.
+   */
+  static async load(
+    logger: { warn(message: string): unknown },
+    asked: boolean,
+    importApi: () => Promise<OpenTelemetryApi> = () => import('@opentelemetry/api'),
+  ): Promise<Telemetry | undefined> {
     let api: OpenTelemetryApi;
     try {
-      api = await import('@opentelemetry/api');
-    } catch {
+      api = await importApi();
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      const absent =
+        (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes('@opentelemetry/api');
+      if (!absent) {
+        logger.warn(`Telemetry is off: @opentelemetry/api could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
+      } else if (asked) {
+        logger.warn('telemetry: true, but @opentelemetry/api is not installed: install it, or leave the option out');
+      }
       return undefined;
     }
     return new Telemetry(api);
@@ -45,16 +60,17 @@ export class Telemetry {
     this.#api = api;
     this.#tracer = api.trace.getTracer(SCOPE);
     const meter = api.metrics.getMeter(SCOPE);
-    const counter = (name: string, description: string) => meter.createCounter(`nest_sessions.${name}`, { description, unit: '{request}' });
-    this.#loads = counter('loads', 'Sessions loaded, by outcome (opened, none, refused)');
-    this.saves = counter('saves', 'Session store writes, by operation (create, update, touch, destroy)');
-    this.creates = counter('creates', 'Sessions created, by reason (new, regenerate)');
-    this.destroys = counter('destroys', 'Sessions ended, by reason (destroy, revoke)');
-    this.expired = counter('expired', 'Sessions found past their expiry or timeouts');
-    this.#refusedTokens = counter('tokens.refused', 'Session tokens that opened no session, by reason (expired, unknown)');
-    this.tooLarge = counter('too_large', 'Saves refused because the session was too large');
-    this.unavailable = counter('unavailable', 'Requests answered 503 because the session store was down or slow');
-    this.#csrfRefused = counter('csrf.refused', 'Requests refused by the anti-forgery checks, by check (cross-site, token)');
+    const counter = (name: string, unit: string, description: string) =>
+      meter.createCounter(`nest_sessions.${name}`, { description, unit });
+    this.#loads = counter('loads', '{load}', 'Sessions loaded, by outcome (opened, none, refused)');
+    this.saves = counter('saves', '{write}', 'Session store writes, by operation (create, update, touch, destroy)');
+    this.creates = counter('creates', '{session}', 'Sessions created, by reason (new, regenerate)');
+    this.destroys = counter('destroys', '{session}', 'Sessions ended, by reason (destroy, revoke)');
+    this.expired = counter('expired', '{session}', 'Sessions found past their expiry or timeouts');
+    this.#refusedTokens = counter('tokens.refused', '{token}', 'Session tokens that opened no session, by reason (expired, unknown)');
+    this.tooLarge = counter('too_large', '{session}', 'Sessions that did not fit their cookie');
+    this.unavailable = counter('unavailable', '{error}', 'Session store failures answered with a 503');
+    this.#csrfRefused = counter('csrf.refused', '{request}', 'Requests refused by the anti-forgery checks, by check (cross-site, token)');
   }
 
   /** A session asked for: `opened` (a session came back), `none` (no token) or `refused` (a token that opened nothing). */
@@ -127,10 +143,12 @@ export function tracedStore(store: SessionStore, telemetry: Telemetry): SessionS
       telemetry.saves.add(1, WRITE[operation]);
       return result;
     });
-  const users: UserSessionIndex | undefined = store.users && {
-    add: (userId, entry, ctx) => telemetry.span('index add', attributes, () => store.users!.add(userId, entry, ctx)),
-    remove: (userId, id, ctx) => telemetry.span('index remove', attributes, () => store.users!.remove(userId, id, ctx)),
-    list: (userId, ctx, options) => telemetry.span('index list', attributes, () => store.users!.list(userId, ctx, options)),
+  // Read once: the wrapper is made at startup, as the module reads the store's other properties.
+  const index = store.users;
+  const users: UserSessionIndex | undefined = index && {
+    add: (userId, entry, ctx) => telemetry.span('index add', attributes, () => index.add(userId, entry, ctx)),
+    remove: (userId, id, ctx) => telemetry.span('index remove', attributes, () => index.remove(userId, id, ctx)),
+    list: (userId, ctx, options) => telemetry.span('index list', attributes, () => index.list(userId, ctx, options)),
   };
   return {
     maxChunks: store.maxChunks,
