@@ -657,7 +657,14 @@ async function main(): Promise<void> {
   writeFileSync(join(results, `${name}.json`), `${JSON.stringify(runs, null, 2)}\n`);
   for (const r of runs) writeFileSync(join(results, `scale-${r.store}.svg`), svg(r));
   console.log(`\n${markdown(runs)}`);
-  const bad = runs.some((r) => r.lostWrites.length || r.resurrected || Object.keys(r.failures.byStatus).some((s) => s !== '503'));
+  const bad = runs.some(
+    (r) =>
+      r.lostWrites.length > 0 ||
+      r.resurrected > 0 ||
+      r.unreadable > 0 ||
+      ['app1', 'app2', 'app3'].some((p) => !r.recovered[p]) ||
+      Object.keys(r.failures.byStatus).some((status) => status !== '503'),
+  );
   process.exitCode = bad ? 1 : 0;
 }
 
