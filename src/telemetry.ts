@@ -1,4 +1,4 @@
-import type { Attributes, Counter, Tracer } from '@opentelemetry/api';
+import type { Attributes, Counter, SpanOptions, Tracer } from '@opentelemetry/api';
 import type { SessionStore, UserSessionIndex } from './stores/session-store.js';
 
 type OpenTelemetryApi = typeof import('@opentelemetry/api');
@@ -100,10 +100,21 @@ export class Telemetry {
     else this.expired.add(1);
   }
 
-  /** Runs a store call in a client span (`nest-sessions <operation>`), marking it failed when the call fails. */
-  span<T>(operation: string, attributes: Attributes, call: () => Promise<T>): Promise<T> {
-    const { SpanKind, SpanStatusCode } = this.#api;
-    return this.#tracer.startActiveSpan(`${SCOPE} ${operation}`, { kind: SpanKind.CLIENT, attributes }, async (span) => {
+  /** What the spans of a store's calls carry: client spans, with the store's class. */
+  spanOptions(attributes: Attributes): SpanOptions {
+    return { kind: this.#api.SpanKind.CLIENT, attributes };
+  }
+
+  /**
+   * Runs a store call in a client span named `name`, the active span while it runs, marked failed when
+   * the call fails. A span nothing records (no SDK registered, or not sampled) is not made active: the
+   * call runs as it would without telemetry, which is most of what the no-op case costs.
+   */
+  span<T>(name: string, options: SpanOptions, call: () => Promise<T>): Promise<T> {
+    const span = this.#tracer.startSpan(name, options);
+    if (!span.isRecording()) return call();
+    const { context, trace, SpanStatusCode } = this.#api;
+    return context.with(trace.setSpan(context.active(), span), async () => {
       try {
         return await call();
       } catch (err) {
@@ -137,28 +148,32 @@ const WRITE = {
  * Only made when telemetry is on; the module calls the store itself otherwise.
  */
 export function tracedStore(store: SessionStore, telemetry: Telemetry): SessionStore {
-  const attributes = { 'nest_sessions.store': store.constructor.name };
+  // Made once: a call allocates no name or options of its own.
+  const options = telemetry.spanOptions({ 'nest_sessions.store': store.constructor.name });
   const write = <T>(operation: keyof typeof WRITE, call: () => Promise<T>) =>
-    telemetry.span(operation, attributes, call).then((result) => {
+    telemetry.span(WRITE_SPAN[operation], options, call).then((result) => {
       telemetry.saves.add(1, WRITE[operation]);
       return result;
     });
   // Read once: the wrapper is made at startup, as the module reads the store's other properties.
   const index = store.users;
   const users: UserSessionIndex | undefined = index && {
-    add: (userId, entry, ctx) => telemetry.span('index add', attributes, () => index.add(userId, entry, ctx)),
-    remove: (userId, id, ctx) => telemetry.span('index remove', attributes, () => index.remove(userId, id, ctx)),
-    list: (userId, ctx, options) => telemetry.span('index list', attributes, () => index.list(userId, ctx, options)),
+    add: (userId, entry, ctx) => telemetry.span(`${SCOPE} index add`, options, () => index.add(userId, entry, ctx)),
+    remove: (userId, id, ctx) => telemetry.span(`${SCOPE} index remove`, options, () => index.remove(userId, id, ctx)),
+    list: (userId, ctx, listOptions) => telemetry.span(`${SCOPE} index list`, options, () => index.list(userId, ctx, listOptions)),
   };
   return {
     maxChunks: store.maxChunks,
     maxCookieBytes: store.maxCookieBytes,
     users,
-    ping: store.ping && ((ctx) => telemetry.span('ping', attributes, () => store.ping!(ctx))),
-    load: (token, ctx) => telemetry.span('load', attributes, () => store.load(token, ctx)),
+    ping: store.ping && ((ctx) => telemetry.span(`${SCOPE} ping`, options, () => store.ping!(ctx))),
+    load: (token, ctx) => telemetry.span(LOAD_SPAN, options, () => store.load(token, ctx)),
     create: (data, times, ctx) => write('create', () => store.create(data, times, ctx)),
     update: (loaded, patch, data, times, ctx) => write('update', () => store.update(loaded, patch, data, times, ctx)),
     touch: (loaded, data, times, ctx) => write('touch', () => store.touch(loaded, data, times, ctx)),
     destroy: (loaded, ctx) => write('destroy', () => store.destroy(loaded, ctx)),
   };
 }
+
+const LOAD_SPAN = `${SCOPE} load`;
+const WRITE_SPAN = { create: `${SCOPE} create`, update: `${SCOPE} update`, touch: `${SCOPE} touch`, destroy: `${SCOPE} destroy` };
