@@ -28,6 +28,9 @@ export function handleOfRequest(req: object): SessionHandle | undefined {
   return r[SESSION_HANDLE] ?? r.raw?.[SESSION_HANDLE];
 }
 
+/** What the handle needs of Node's response. */
+type RawResponse = { closed?: boolean; once?: (event: 'finish' | 'close', listener: () => void) => unknown };
+
 /** @internal `Controller.method` of a context, for messages. */
 export function handlerName(context: ExecutionContext): string {
   return `${context.getClass().name}.${context.getHandler().name}`;
@@ -104,7 +107,7 @@ export class SessionHandle {
    */
   watch(): void {
     if (this.#watching) return;
-    const raw = ((this.res as { raw?: unknown }).raw ?? this.res) as { once?: (event: string, listener: () => void) => unknown };
+    const raw = this.#rawResponse();
     if (typeof raw.once !== 'function') return;
     this.#watching = true;
     raw.once('finish', () => {
@@ -117,12 +120,14 @@ export class SessionHandle {
 
   /** @internal Runs `done` once the response has closed (sent, or its connection gone); at once if it has, or cannot tell. */
   whenClosed(done: () => void): void {
-    const raw = ((this.res as { raw?: unknown }).raw ?? this.res) as {
-      closed?: boolean;
-      once?: (event: 'close', f: () => void) => unknown;
-    };
+    const raw = this.#rawResponse();
     if (raw.closed === false && typeof raw.once === 'function') raw.once('close', done);
     else done();
+  }
+
+  /** Node's response under the platform's (Fastify's reply keeps it as `raw`). */
+  #rawResponse(): RawResponse {
+    return ((this.res as { raw?: unknown }).raw ?? this.res) as RawResponse;
   }
 
   /** Whether this request logged its debug line: what a client sends is worth one line at most. */

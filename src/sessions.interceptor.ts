@@ -125,7 +125,7 @@ function aroundChain(handle: SessionHandle, context: ExecutionContext, next: Cal
     );
     return () => {
       // Nest writes the response after the chain completes, outer interceptors and filters first.
-      if (counted) handle.whenClosed(() => service.leave(true, false));
+      if (counted) handle.whenClosed(service.requestLeft);
       inner?.unsubscribe();
     };
   });

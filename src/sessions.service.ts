@@ -263,6 +263,9 @@ export class SessionsService implements OnModuleInit, BeforeApplicationShutdown 
     if (--this.#inFlight === 0) this.#drained?.();
   }
 
+  /** @internal leave() of a counted request, made once: the interceptor passes it to every response's 'close'. */
+  readonly requestLeft = (): void => this.leave(true, false);
+
   /**
    * With `app.enableShutdownHooks()` (or `app.close()`): before Nest closes the HTTP server and the
    * providers' shutdown hooks run (where apps close their Redis clients and pg pools), waits for the
